@@ -1,0 +1,58 @@
+# Cohortlake: `make demo` and `make test` work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+JARS := .jars
+SIZE ?= 1000000
+PYTEST_ARGS ?=
+
+# Spark 4 runs on Java 17 or 21 only: when the default java is another version, pick one.
+JAVA_MAJOR := $(shell java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
+ifeq ($(filter 17 21,$(JAVA_MAJOR)),)
+  JAVA_HOME := $(firstword $(wildcard /usr/lib/jvm/java-17-openjdk-* /usr/lib/jvm/java-21-openjdk-* /usr/lib/jvm/temurin-17* /usr/lib/jvm/temurin-21*))
+  export JAVA_HOME
+  export PATH := $(JAVA_HOME)/bin:$(PATH)
+endif
+export SPARK_LOCAL_IP ?= 127.0.0.1
+export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
+
+.PHONY: demo test lint bench jars install clean help
+
+help:
+	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
+	@echo "make test   - run the test suite"
+	@echo "make lint   - ruff + mypy"
+	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(JARS)/.artifact: $(VENV)/.installed
+	$(BIN)/python -m cohortlake.jars --dir $(JARS)
+
+jars: $(JARS)/.artifact
+
+demo: install jars
+	$(BIN)/cohortlake demo
+
+test: install jars
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: install jars
+	$(BIN)/python -m benchmarks --size $(SIZE)
+
+clean:
+	rm -rf lakehouse benchmarks/work .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""A run's context: validated config and catalog first, the Spark session only when needed."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from cohortlake.catalog import Catalog, load_catalog
+from cohortlake.config import LakehouseConfig, load_lakehouse_config
+from cohortlake.errors import InputError
+from cohortlake.lake import Lake
+
+__all__ = ["Context", "load_context", "parse_as_of"]
+
+
+@dataclass
+class Context:
+    """Everything a job needs; building it validates config without touching data."""
+
+    conf_dir: Path
+    config: LakehouseConfig
+    catalog: Catalog
+    root: str
+    master: str | None = None
+    spark_conf: dict[str, Any] = field(default_factory=dict)
+    _spark: SparkSession | None = None
+    _lake: Lake | None = None
+
+    @property
+    def spark(self) -> SparkSession:
+        if self._spark is None:
+            from cohortlake.session import get_spark
+
+            conf = {**{k: v for k, v in self.config.spark.conf.items()}, **self.spark_conf}
+            self._spark = get_spark(master=self.master or self.config.spark.master, conf=conf)
+        return self._spark
+
+    @property
+    def lake(self) -> Lake:
+        if self._lake is None:
+            self._lake = Lake(self.spark, self.root)
+        return self._lake
+
+    def tracking_uri(self) -> str:
+        """``--tracking-uri`` / ``MLFLOW_TRACKING_URI`` / config, else SQLite under the root."""
+        if self.config.tracking_uri:
+            return self.config.tracking_uri
+        return f"sqlite:///{self.root.removeprefix('file:')}/mlflow.db"
+
+    def conf_path(self, *parts: str) -> Path:
+        return self.conf_dir.joinpath(*parts)
+
+
+def load_context(
+    conf_dir: str | Path = "conf",
+    *,
+    root: str | None = None,
+    master: str | None = None,
+    tracking_uri: str | None = None,
+    spark: SparkSession | None = None,
+) -> Context:
+    """Load ``<conf>/lakehouse.yaml`` and ``<conf>/catalog.yaml``; ``root`` overrides the config."""
+    conf = Path(conf_dir)
+    if not conf.is_dir():
+        raise InputError(f"configuration folder not found: {conf}", file=str(conf))
+    config = load_lakehouse_config(conf / "lakehouse.yaml", {"root": root, "tracking_uri": tracking_uri})
+    catalog = load_catalog(conf / "catalog.yaml")
+    resolved = config.resolved_root(Path.cwd())
+    local = Path(resolved.removeprefix("file:")) if "://" not in resolved or resolved.startswith("file:") else None
+    if local is not None and local.exists() and not local.is_dir():
+        raise InputError(f"lakehouse root {resolved} is a file, not a folder", file=str(conf / "lakehouse.yaml"), path="root")
+    ctx = Context(conf, config, catalog, resolved, master=master)
+    if spark is not None:
+        ctx._spark = spark
+    return ctx
+
+
+def parse_as_of(value: str | None, *, file: str = "--as-of", path: str = "") -> dt.datetime:
+    """ISO date (00:00 UTC) or timestamp (UTC unless an offset is given); None means now."""
+    if value is None:
+        return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            d = dt.date.fromisoformat(text)
+            return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
+        ts = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"not an ISO date or timestamp: {value!r}", file=file, path=path) from None
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)

@@ -1,0 +1,252 @@
+"""Delta I/O for the lakehouse layout: table paths, atomic writes, and segment publishing.
+
+Every write is one Delta commit (overwrite or append), so readers see the old table or
+the new one, never a half-written one. Paths are joined with ``/`` so cloud URIs work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from cohortlake.errors import InputError, RunFailure
+
+__all__ = [
+    "OUTPUT_NAME",
+    "SEGMENT_RUNS_SCHEMA",
+    "Lake",
+    "SegmentRun",
+    "check_output_name",
+    "new_run_id",
+]
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,127}$")
+
+SEGMENT_RUNS_SCHEMA = T.StructType(
+    [
+        T.StructField("Segment", T.StringType(), False),
+        T.StructField("Name", T.StringType(), False),
+        T.StructField("Type", T.StringType(), False),
+        T.StructField("RunId", T.StringType(), False),
+        T.StructField("AsOf", T.TimestampType(), False),
+        T.StructField("EvaluatedAt", T.TimestampType(), False),
+        T.StructField("Members", T.LongType(), False),
+        T.StructField("Joined", T.LongType(), False),
+        T.StructField("Left", T.LongType(), False),
+        T.StructField("DefinitionHash", T.StringType(), False),
+        T.StructField("TableVersion", T.LongType(), False),
+        T.StructField("InputsHash", T.StringType(), True),
+        T.StructField("Status", T.StringType(), False),
+    ]
+)
+
+
+def check_output_name(name: str, file: str = "", path: str = "output") -> str:
+    """Reject anything but a letter followed by letters and digits (no paths, no dots)."""
+    if not isinstance(name, str) or not OUTPUT_NAME.match(name):
+        raise InputError(
+            f"output name {name!r} must start with a letter and hold only letters and digits (max 128)",
+            file=file,
+            path=path,
+        )
+    return name
+
+
+def new_run_id() -> str:
+    """A unique run id (time-ordered prefix for readability)."""
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class SegmentRun:
+    """What one run did to one segment table; becomes one ``segment_runs`` row."""
+
+    segment: str
+    name: str
+    type: str
+    run_id: str
+    as_of: dt.datetime
+    evaluated_at: dt.datetime
+    members: int
+    joined: int
+    left: int
+    definition_hash: str
+    table_version: int
+    inputs_hash: str | None = None
+    status: str = "succeeded"
+
+
+class Lake:
+    """A lakehouse root and the Delta tables under it (see the lakehouse layout spec)."""
+
+    def __init__(self, spark: SparkSession, root: str):
+        self.spark = spark
+        self.root = root.rstrip("/") if root != "/" else root
+
+    # -- paths -------------------------------------------------------------------------
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    def profile_path(self, entity: str) -> str:
+        return self.path("profile", entity)
+
+    def activity_path(self, entity: str) -> str:
+        return self.path("activity", entity)
+
+    def measures_path(self) -> str:
+        return self.path("measures", "CustomerMeasures")
+
+    def segment_path(self, output: str) -> str:
+        return self.path("segments", check_output_name(output))
+
+    def segment_runs_path(self) -> str:
+        return self.path("segment_runs")
+
+    def insight_path(self, output: str) -> str:
+        return self.path("insights", check_output_name(output))
+
+    def suggestion_path(self, output: str) -> str:
+        return self.path("suggestions", check_output_name(output))
+
+    def reports_dir(self) -> str:
+        return self.path("reports")
+
+    def tracking_uri(self) -> str:
+        """MLflow's default store for this lakehouse: SQLite under the root."""
+        return f"sqlite:///{self.root.removeprefix('file:')}/mlflow.db"
+
+    def artifacts_uri(self) -> str:
+        return self.path("mlartifacts")
+
+    # -- tables ------------------------------------------------------------------------
+    def exists(self, path: str) -> bool:
+        return bool(DeltaTable.isDeltaTable(self.spark, path))
+
+    def read(self, path: str, version: int | None = None) -> DataFrame:
+        """Read a Delta table (optionally an older version); a missing table is a RunFailure."""
+        if not self.exists(path):
+            raise RunFailure(f"missing Delta table {path}")
+        reader = self.spark.read.format("delta")
+        if version is not None:
+            reader = reader.option("versionAsOf", version)
+        return reader.load(path)
+
+    def version(self, path: str) -> int | None:
+        """The table's latest version, or None when there is no table."""
+        if not self.exists(path):
+            return None
+        row = DeltaTable.forPath(self.spark, path).history(1).select("version").first()
+        return int(row[0]) if row else None
+
+    def overwrite(self, df: DataFrame, path: str, *, cdf: bool = False, metadata: str | None = None) -> int:
+        """Replace the table's contents in one commit and return the new version."""
+        writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if cdf:
+            writer = writer.option("delta.enableChangeDataFeed", "true")
+        if metadata:
+            writer = writer.option("userMetadata", metadata)
+        writer.save(path)
+        return self._version_after_write(path)
+
+    def append(self, df: DataFrame, path: str, *, metadata: str | None = None) -> int:
+        """Append rows in one commit and return the new version."""
+        writer = df.write.format("delta").mode("append")
+        if metadata:
+            writer = writer.option("userMetadata", metadata)
+        writer.save(path)
+        return self._version_after_write(path)
+
+    def _version_after_write(self, path: str) -> int:
+        v = self.version(path)
+        if v is None:
+            raise RunFailure(f"write to {path} left no Delta table")
+        return v
+
+    # -- segments ----------------------------------------------------------------------
+    def segment_runs(self) -> DataFrame | None:
+        path = self.segment_runs_path()
+        return self.read(path) if self.exists(path) else None
+
+    def latest_segment(self, output: str) -> DataFrame:
+        """A segment's latest membership, found case-insensitively among segment tables."""
+        return self.read(self.segment_path(output))
+
+    def publish_segment(
+        self,
+        members: DataFrame,
+        *,
+        output: str,
+        name: str,
+        type: str,
+        run_id: str,
+        as_of: dt.datetime,
+        definition_hash: str,
+        inputs_hash: str | None = None,
+        key: str = "CustomerId",
+    ) -> SegmentRun:
+        """Write a segment's new membership (CDF on) and append its ``segment_runs`` row.
+
+        Joined and Left compare the new membership with the table's previous version.
+        The membership commit carries the run id as Delta ``userMetadata``.
+        """
+        path = self.segment_path(output)
+        previous = self.read(path).select(key) if self.exists(path) else None
+        members = members.cache()
+        try:
+            count = members.count()
+            if previous is not None:
+                old = previous.cache()
+                joined = members.select(key).join(old, key, "left_anti").count()
+                left = old.join(members.select(key), key, "left_anti").count()
+            else:
+                old, joined, left = None, count, 0
+            version = self.overwrite(members, path, cdf=True, metadata=run_id)
+            if old is not None:
+                old.unpersist()
+        finally:
+            members.unpersist()
+        run = SegmentRun(
+            segment=output,
+            name=name,
+            type=type,
+            run_id=run_id,
+            as_of=as_of,
+            evaluated_at=dt.datetime.now(dt.UTC),
+            members=count,
+            joined=joined,
+            left=left,
+            definition_hash=definition_hash,
+            table_version=version,
+            inputs_hash=inputs_hash,
+        )
+        self.record_runs([run])
+        log.info("segment %s: %d members (+%d / -%d), version %d", output, count, joined, left, version)
+        return run
+
+    def record_runs(self, runs: list[SegmentRun]) -> None:
+        """Append ``segment_runs`` rows (one commit for all of them)."""
+        if not runs:
+            return
+        rows = [
+            (
+                r.segment, r.name, r.type, r.run_id, _aware_utc(r.as_of), _aware_utc(r.evaluated_at),
+                r.members, r.joined, r.left, r.definition_hash, r.table_version, r.inputs_hash, r.status,
+            )
+            for r in runs
+        ]
+        df = self.spark.createDataFrame(rows, SEGMENT_RUNS_SCHEMA)
+        self.append(df, self.segment_runs_path())
+
+
+def _aware_utc(ts: dt.datetime) -> dt.datetime:
+    """Spark converts aware datetimes exactly; naive ones would go through local time."""
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)

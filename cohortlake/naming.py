@@ -1,0 +1,82 @@
+"""Output names: derived from display names, checked, and registered across kinds.
+
+Output names are unique across segments, insights, expansions and suggestions in one
+lakehouse, ignoring case; ``registered_outputs`` scans the conf folders for them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from cohortlake.config import load_document
+from cohortlake.errors import InputError, Problem
+
+__all__ = ["DEFINITION_KINDS", "definition_files", "derive_output_name", "registered_outputs"]
+
+DEFINITION_KINDS = ("segments", "insights", "expansions", "suggestions")
+_WORD = re.compile(r"[^\W_]+")
+
+
+def derive_output_name(name: str) -> str:
+    """Split on non-alphanumerics, capitalise each word's first letter, join, drop leading digits.
+
+    ``Customers from California`` -> ``CustomersFromCalifornia``. Letters and digits are
+    Unicode's, as the spec says; a result outside the output-name rule (``CaféBar``) is
+    left for the caller to reject, asking for an explicit ``output``.
+    """
+    words = _WORD.findall(name)
+    joined = "".join(w[0].upper() + w[1:] for w in words)
+    return re.sub(r"^\d+", "", joined)
+
+
+def definition_files(folder: Path) -> list[Path]:
+    """YAML and JSON files of a definitions folder, in name order."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json") and p.is_file())
+
+
+def _documents(data: Any) -> list[tuple[str, Any]]:
+    if isinstance(data, dict) and isinstance(data.get("segments"), list) and "name" not in data:
+        return [(f"segments[{i}]", d) for i, d in enumerate(data["segments"])]
+    if isinstance(data, dict) and isinstance(data.get("definitions"), list) and "name" not in data:
+        return [(f"definitions[{i}]", d) for i, d in enumerate(data["definitions"])]
+    return [("", data)]
+
+
+def registered_outputs(conf_dir: Path, kinds: tuple[str, ...] = DEFINITION_KINDS) -> dict[str, tuple[str, str, str]]:
+    """Map lower-cased output name -> (output, kind, file) for every definition in conf.
+
+    Only names are read here (full validation belongs to each kind); a clash between
+    two definitions, ignoring case, is an InputError naming both files.
+    """
+    seen: dict[str, tuple[str, str, str]] = {}
+    problems: list[Problem] = []
+    for kind in kinds:
+        for file in definition_files(conf_dir / kind):
+            try:
+                data = load_document(file)
+            except InputError:
+                continue  # reported by the kind's own validation
+            for path, doc in _documents(data):
+                if not isinstance(doc, dict):
+                    continue
+                output = doc.get("output")
+                if not isinstance(output, str) or not output:
+                    name = doc.get("name")
+                    output = derive_output_name(name) if isinstance(name, str) else ""
+                if not output:
+                    continue
+                prior = seen.get(output.lower())
+                if prior is not None:
+                    where = f"{path}.output" if path else "output"
+                    problems.append(
+                        Problem(str(file), where, f"output name {output!r} is already used by {prior[1]} in {prior[2]}")
+                    )
+                    continue
+                seen[output.lower()] = (output, kind, str(file))
+    if problems:
+        raise InputError(problems)
+    return seen

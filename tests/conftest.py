@@ -1,0 +1,45 @@
+"""One session-scoped SparkSession for the whole suite (local[2], 2 shuffle partitions, UI off)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from cohortlake.catalog import Catalog, load_catalog
+from cohortlake.session import get_spark
+
+REPO = Path(__file__).resolve().parent.parent
+
+TEST_SPARK_CONF = {
+    "spark.sql.shuffle.partitions": "2",
+    "spark.default.parallelism": "2",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.sql.adaptive.coalescePartitions.enabled": "true",
+    "spark.databricks.delta.snapshotPartitions": "1",
+    "spark.driver.memory": "2g",
+}
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    session = get_spark("cohortlake-tests", master="local[2]", conf=TEST_SPARK_CONF)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The Contoso catalog shipped in conf/."""
+    return load_catalog(REPO / "conf" / "catalog.yaml")
+
+
+@pytest.fixture
+def conf_dir() -> Path:
+    return REPO / "conf"
