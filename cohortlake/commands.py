@@ -1,0 +1,80 @@
+"""Runtime sub-commands: ``generate`` (Contoso data) and ``measures``."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+
+from cohortlake.context import parse_as_of
+
+__all__ = ["register"]
+
+log = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO date: {text!r}") from None
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.contoso import generate_contoso
+
+    ctx = context_from_args(args)
+    counts = generate_contoso(
+        ctx.spark,
+        ctx.lake,
+        customers=args.customers,
+        seed=args.seed,
+        end=args.end,
+        purchases_per_customer=args.purchases_per_customer,
+    )
+    print(f"generated {counts.get('Customer', 0):,} customers and {counts.get('Purchases', 0):,} purchases in {ctx.root}")
+    return 0
+
+
+def _measures(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.measures import compute_measures
+
+    ctx = context_from_args(args)
+    version = compute_measures(ctx.spark, ctx.lake, ctx.catalog, parse_as_of(args.as_of))
+    print(f"measures: {', '.join(ctx.catalog.measures)} -> {ctx.lake.measures_path()} (version {version})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from cohortlake.cli import add_common
+    from cohortlake.contoso import DEFAULT_END, DEFAULT_PURCHASES_PER_CUSTOMER
+
+    p = sub.add_parser("generate", help="generate the Contoso Coffee lakehouse (profile and purchases)")
+    p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
+    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--end", type=_date, default=DEFAULT_END, help=f"last purchase date (default {DEFAULT_END})")
+    p.add_argument(
+        "--purchases-per-customer",
+        dest="purchases_per_customer",
+        type=float,
+        default=DEFAULT_PURCHASES_PER_CUSTOMER,
+        help=f"mean purchases per customer (default {DEFAULT_PURCHASES_PER_CUSTOMER}; benchmarks use 20)",
+    )
+    add_common(p)
+    p.set_defaults(handler=_generate)
+
+    p = sub.add_parser("measures", help="compute every catalog measure into measures/CustomerMeasures")
+    add_common(p)
+    p.set_defaults(handler=_measures)

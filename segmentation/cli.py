@@ -1,0 +1,134 @@
+"""Sub-commands: ``run``, ``validate``, ``quick-create``, ``preview``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["register"]
+
+
+def _split(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.context import parse_as_of
+    from segmentation.run import RunOptions, run_segments
+
+    ctx = context_from_args(args)
+    as_of = parse_as_of(args.as_of)
+    from segmentation.validate import load_definitions
+
+    load_definitions(ctx.conf_dir, ctx.catalog)  # all problems before Spark starts
+    runs = run_segments(ctx, _split(args.only), as_of, RunOptions(args.refresh_static, args.force))
+    for r in runs:
+        print(f"{r.segment:<40} {r.type:<8} {r.status:<9} {r.members:>9,} members  +{r.joined:,} / -{r.left:,}  v{r.table_version}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from segmentation.validate import load_definitions
+
+    ctx = context_from_args(args)
+    defs = load_definitions(ctx.conf_dir, ctx.catalog)
+    print(f"{len(defs)} segment definitions are valid: {', '.join(d.output for d in defs)}")
+    return 0
+
+
+def _quick(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.context import parse_as_of
+    from segmentation.quick import quick_create
+
+    ctx = context_from_args(args)
+    result = quick_create(
+        ctx,
+        field_name=args.field,
+        op=args.op,
+        value=args.value,
+        name=args.name,
+        out_dir=Path(args.out) if args.out else None,
+        as_of=parse_as_of(args.as_of),
+        force=args.force,
+    )
+    print(result.render())
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.lake import check_output_name
+    from segmentation.preview import preview_segment
+
+    check_output_name(args.segment, "segment")
+    ctx = context_from_args(args)
+    print(preview_segment(ctx, args.segment, args.limit, _split(args.columns)).render())
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.lake import check_output_name
+    from segmentation.export import export_segment
+
+    check_output_name(args.segment, "segment")
+    ctx = context_from_args(args)
+    path = export_segment(
+        ctx, args.segment, args.out, _split(args.columns), include_personal=args.include_personal, folder=args.folder
+    )
+    print(f"exported {args.segment} to {path}")
+    return 0
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 10000: {text!r}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from cohortlake.cli import add_common
+
+    p = sub.add_parser("run", help="run segment definitions (all, or --only some) onto Delta tables")
+    p.add_argument("--only", action="append", metavar="OUTPUT[,OUTPUT]", help="run only these segments")
+    p.add_argument("--refresh-static", dest="refresh_static", action="store_true", help="re-evaluate static segments")
+    p.add_argument("--force", action="store_true", help="evaluate even when definition and inputs are unchanged")
+    add_common(p)
+    p.set_defaults(handler=_run)
+
+    p = sub.add_parser("validate", help="check every segment definition against the catalog")
+    add_common(p)
+    p.set_defaults(handler=_validate)
+
+    p = sub.add_parser("quick-create", help="create a one-condition segment from a profile field or a measure")
+    p.add_argument("--field", "--measure", dest="field", required=True, help="profile attribute or measure")
+    p.add_argument("--op", default="eq", help="operator (default eq)")
+    p.add_argument("--value", default=None, help="value; lists comma-separated; in_last as '30 days'")
+    p.add_argument("--name", default=None, help="segment name (output name is derived from it)")
+    p.add_argument("--out", default=None, help="folder for the definition file (default <conf>/segments)")
+    p.add_argument("--force", action="store_true", help="replace a different existing definition")
+    add_common(p)
+    p.set_defaults(handler=_quick)
+
+    p = sub.add_parser("preview", help="member count, first members and size over runs")
+    p.add_argument("segment", help="segment output name")
+    p.add_argument("--limit", type=_limit, default=10, help="members to show (default 10)")
+    p.add_argument("--columns", action="append", help="profile attributes or measures to show")
+    add_common(p)
+    p.set_defaults(handler=_preview)
+
+    p = sub.add_parser("export", help="export a segment to CSV (formula-safe; personal data only when asked)")
+    p.add_argument("segment", help="segment output name")
+    p.add_argument("--out", required=True, help="CSV file (or folder with --folder)")
+    p.add_argument("--columns", action="append", help="columns to export (default: the segment's own)")
+    p.add_argument("--include-personal", dest="include_personal", action="store_true", help="allow personal columns")
+    p.add_argument("--folder", action="store_true", help="write a folder of CSV parts (large segments)")
+    add_common(p)
+    p.set_defaults(handler=_export)

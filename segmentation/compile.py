@@ -1,0 +1,249 @@
+"""Compile validated condition trees into Spark Columns over one shared customer frame.
+
+Two-valued logic: every leaf is wrapped in ``coalesce(test, false)``, so a null
+attribute makes its leaf false (``is_null`` aside) and ``all``/``any``/``not`` are plain
+boolean operators. Related leaves become conditional aggregates: all leaves over one
+entity share a single ``groupBy(CustomerId)`` pass, however many segments use them.
+Values reach Spark only as literals (``F.lit``), never as SQL text.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from cohortlake.catalog import Catalog
+from cohortlake.errors import RunFailure
+from cohortlake.lake import Lake
+from segmentation.model import (
+    All,
+    AnyOf,
+    AttributeLeaf,
+    Node,
+    Not,
+    RelatedLeaf,
+    SegmentLeaf,
+    Window,
+    canonical,
+)
+
+__all__ = ["CustomerFrame", "compile_entity_condition", "leaf_test", "window_start"]
+
+log = logging.getLogger(__name__)
+
+
+def window_start(as_of: dt.datetime, window: Window) -> dt.datetime:
+    """``as_of`` minus ``n`` units: days are 24 h, weeks 7 days, months and years calendar
+    steps with the day clamped to the month's end (2024-03-31 minus 1 month is 2024-02-29)."""
+    if window.unit == "days":
+        return as_of - dt.timedelta(days=window.n)
+    if window.unit == "weeks":
+        return as_of - dt.timedelta(weeks=window.n)
+    months = window.n * (12 if window.unit == "years" else 1)
+    total = as_of.year * 12 + (as_of.month - 1) - months
+    year, month0 = divmod(total, 12)
+    if year < 1:
+        return dt.datetime(1, 1, 1, tzinfo=as_of.tzinfo)
+    day = min(as_of.day, calendar.monthrange(year, month0 + 1)[1])
+    return as_of.replace(year=year, month=month0 + 1, day=day)
+
+
+def _lit(value: Any) -> Column:
+    return F.lit(value)
+
+
+def leaf_test(column: Column, leaf: AttributeLeaf, as_of: dt.datetime) -> Column:
+    """The leaf's test on ``column``; null-safe (false on null) except for is_null."""
+    op, value = leaf.op, leaf.value
+    if op == "is_null":
+        return column.isNull()
+    if op == "is_not_null":
+        return column.isNotNull()
+    c = column
+    if leaf.ignore_case:
+        c = F.lower(c)
+
+    def v(x: Any) -> Column:
+        return F.lower(_lit(x)) if leaf.ignore_case else _lit(x)
+
+    if op == "eq":
+        test = c == v(value)
+    elif op == "ne":
+        test = c != v(value)
+    elif op == "gt":
+        test = c > v(value)
+    elif op == "gte":
+        test = c >= v(value)
+    elif op == "lt":
+        test = c < v(value)
+    elif op == "lte":
+        test = c <= v(value)
+    elif op == "between":
+        test = (c >= v(value[0])) & (c <= v(value[1]))
+    elif op in ("in", "not_in"):
+        test = c.isin([v(x) for x in value])
+        if op == "not_in":
+            test = ~test
+    elif op == "contains":
+        test = c.contains(v(value))
+    elif op == "not_contains":
+        test = ~c.contains(v(value))
+    elif op == "starts_with":
+        test = c.startswith(v(value))
+    elif op == "ends_with":
+        test = c.endswith(v(value))
+    elif op == "in_last":
+        instant = c.cast("timestamp") if leaf.type == "date" else c
+        test = (instant >= _lit(window_start(as_of, value))) & (instant <= _lit(as_of))
+    else:  # pragma: no cover - validation rejects unknown operators
+        raise ValueError(f"unknown operator {op}")
+    return F.coalesce(test, F.lit(False))
+
+
+def compile_entity_condition(node: Node, as_of: dt.datetime) -> Column:
+    """A condition over one entity's own columns (related leaves' ``where``, measure filters)."""
+    match node:
+        case All(children):
+            return _fold([compile_entity_condition(c, as_of) for c in children], "and")
+        case AnyOf(children):
+            return _fold([compile_entity_condition(c, as_of) for c in children], "or")
+        case Not(child):
+            return ~compile_entity_condition(child, as_of)
+        case AttributeLeaf():
+            return leaf_test(F.col(node.column), node, as_of)
+    raise ValueError(f"{type(node).__name__} is not allowed in an entity condition")
+
+
+def _fold(cols: list[Column], how: str) -> Column:
+    out = cols[0]
+    for c in cols[1:]:
+        out = (out & c) if how == "and" else (out | c)
+    return out
+
+
+@dataclass
+class _Aggregate:
+    alias: str
+    expr: Column
+    zero_when_empty: bool
+
+
+@dataclass
+class CustomerFrame:
+    """Collects what a set of trees needs, then builds one frame that serves them all.
+
+    ``condition(node)`` compiles a tree and registers the profile columns, measures,
+    related aggregates and segment memberships it reads; ``build(lake)`` joins them
+    once onto the profile (every customer, one row each).
+    """
+
+    catalog: Catalog
+    as_of: dt.datetime
+    profile_columns: set[str] = field(default_factory=set)
+    measure_columns: set[str] = field(default_factory=set)
+    segment_outputs: dict[str, str] = field(default_factory=dict)
+    _aggregates: dict[str, dict[str, _Aggregate]] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return self.catalog.key
+
+    @property
+    def entities(self) -> list[str]:
+        return sorted(self._aggregates)
+
+    def need(self, column: str) -> None:
+        """Register a customer-level field (profile attribute or measure) by its name."""
+        ref = self.catalog.resolve(column)
+        if ref is None:
+            raise ValueError(f"unknown field {column}")
+        (self.profile_columns if ref.source == "profile" else self.measure_columns).add(ref.name)
+
+    def condition(self, node: Node) -> Column:
+        match node:
+            case All(children):
+                return _fold([self.condition(c) for c in children], "and")
+            case AnyOf(children):
+                return _fold([self.condition(c) for c in children], "or")
+            case Not(child):
+                return ~self.condition(child)
+            case AttributeLeaf():
+                self.need(node.column)
+                return leaf_test(F.col(node.column), node, self.as_of)
+            case SegmentLeaf(output):
+                alias = self.segment_outputs.setdefault(output, f"__seg_{len(self.segment_outputs)}")
+                return F.col(alias)
+            case RelatedLeaf():
+                alias = self._related(node)
+                return leaf_test(F.col(alias), node.having.test, self.as_of)
+        raise ValueError(f"cannot compile {type(node).__name__}")
+
+    def _related(self, leaf: RelatedLeaf) -> str:
+        signature = json.dumps(
+            [canonical(leaf.where), canonical(leaf.within), leaf.having.agg, leaf.having.attribute],
+            sort_keys=True,
+            default=str,
+        )
+        aggs = self._aggregates.setdefault(leaf.entity, {})
+        if signature in aggs:
+            return aggs[signature].alias
+        alias = f"__rel_{leaf.entity}_{len(aggs)}"
+        rows = F.lit(True)
+        if leaf.where is not None:
+            rows = compile_entity_condition(leaf.where, self.as_of)
+        if leaf.within is not None:
+            start = window_start(self.as_of, leaf.within)
+            t = F.col(leaf.event_time).cast("timestamp")
+            rows = rows & F.coalesce((t >= _lit(start)) & (t <= _lit(self.as_of)), F.lit(False))
+        agg, attr = leaf.having.agg, leaf.having.attribute
+        value = F.col(attr) if attr else F.lit(1)
+        picked = F.when(rows, value)
+        expr = {
+            "count": F.count(picked),
+            "count_distinct": F.count_distinct(picked),
+            "sum": F.sum(picked),
+            "avg": F.avg(picked),
+            "min": F.min(picked),
+            "max": F.max(picked),
+        }[agg]
+        aggs[signature] = _Aggregate(alias, expr.alias(alias), agg in ("count", "count_distinct", "sum"))
+        return alias
+
+    def build(self, lake: Lake, segment_tables: dict[str, DataFrame] | None = None) -> DataFrame:
+        """Profile ⟕ measures ⟕ one aggregate frame per entity ⟕ segment memberships."""
+        key = self.key
+        profile_path = lake.profile_path(self.catalog.profile_entity)
+        if not lake.exists(profile_path):
+            raise RunFailure(f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)")
+        frame = lake.read(profile_path).select(key, *sorted(self.profile_columns))
+        if self.measure_columns:
+            if not lake.exists(lake.measures_path()):
+                raise RunFailure(f"measures table missing: {lake.measures_path()} (run `cohortlake measures`)")
+            measures = lake.read(lake.measures_path()).select(key, *sorted(self.measure_columns))
+            frame = frame.join(measures, key, "left")
+        for entity, aggs in sorted(self._aggregates.items()):
+            path = lake.activity_path(entity)
+            if not lake.exists(path):
+                raise RunFailure(f"activity table missing: {path}")
+            grouped = lake.read(path).groupBy(key).agg(*[a.expr for a in aggs.values()])
+            frame = frame.join(grouped, key, "left")
+            for a in aggs.values():
+                if a.zero_when_empty:
+                    frame = frame.withColumn(a.alias, F.coalesce(F.col(a.alias), F.lit(0)))
+        for output, alias in sorted(self.segment_outputs.items()):
+            table = (segment_tables or {}).get(output)
+            if table is None:
+                path = lake.segment_path(output)
+                if not lake.exists(path):
+                    raise RunFailure(f"segment {output} has no output yet: run it first")
+                table = lake.read(path)
+            members = table.select(key).distinct().withColumn(alias, F.lit(True))
+            frame = frame.join(members, key, "left").withColumn(alias, F.coalesce(F.col(alias), F.lit(False)))
+        return frame

@@ -1,0 +1,109 @@
+"""Export a segment to CSV, safe to open in a spreadsheet.
+
+Text cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return are
+prefixed with ``'`` so spreadsheet programs show them instead of running them as
+formulas (OWASP's CSV-injection advice). Columns marked ``personal`` in the catalog
+are left out unless asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from cohortlake.context import Context
+from cohortlake.errors import InputError, Problem, RunFailure
+
+__all__ = ["FORMULA_PREFIXES", "export_segment", "neutralise"]
+
+log = logging.getLogger(__name__)
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(column: Column) -> Column:
+    """Prefix a text cell with ``'`` when a spreadsheet would read it as a formula."""
+    risky = F.substring(column, 1, 1).isin(list(FORMULA_PREFIXES))
+    return F.when(risky, F.concat(F.lit("'"), column)).otherwise(column)
+
+
+def _columns(ctx: Context, output: str, table: DataFrame, columns: Sequence[str], include_personal: bool) -> list[str]:
+    problems: list[Problem] = []
+    chosen: list[str] = []
+    personal = {f.name for f in ctx.catalog.fields() if f.personal}
+    if not columns:
+        return [c for c in table.columns if c not in personal or include_personal]
+    for i, name in enumerate(columns):
+        if name in table.columns or name.lower() == ctx.catalog.key.lower():
+            ref_name = next((c for c in table.columns if c.lower() == name.lower()), name)
+        else:
+            ref = ctx.catalog.resolve(name)
+            if ref is None:
+                near = ctx.catalog.suggest(name)
+                hint = f"; did you mean {', '.join(near)}?" if near else ""
+                problems.append(Problem("--columns", f"[{i}]", f"unknown attribute {name!r}{hint}"))
+                continue
+            ref_name = ref.name
+        if ref_name in personal and not include_personal:
+            problems.append(Problem("--columns", f"[{i}]", f"{ref_name} is personal data; pass --include-personal to export it"))
+            continue
+        chosen.append(ref_name)
+    if problems:
+        raise InputError(problems)
+    key = ctx.catalog.key
+    return [key, *[c for c in chosen if c != key]]
+
+
+def export_segment(
+    ctx: Context,
+    output: str,
+    dest: str,
+    columns: Sequence[str] = (),
+    *,
+    include_personal: bool = False,
+    folder: bool = False,
+) -> str:
+    """Write the segment's latest members to ``dest`` (one CSV file, or a folder of parts)."""
+    lake, key = ctx.lake, ctx.catalog.key
+    path = lake.segment_path(output)
+    if not lake.exists(path):
+        raise RunFailure(f"segment {output} has no output yet: run it first")
+    table = lake.read(path)
+    wanted = _columns(ctx, output, table, columns, include_personal)
+    frame = table
+    missing = [c for c in wanted if c not in table.columns]
+    if missing:
+        profile_cols = [c for c in missing if (r := ctx.catalog.resolve(c)) is not None and r.source == "profile"]
+        if profile_cols:
+            profile = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols)
+            frame = frame.join(profile, key, "left")
+        measure_cols = [c for c in missing if c not in profile_cols]
+        if measure_cols:
+            frame = frame.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
+    types = dict(frame.select(*wanted).dtypes)
+    out = frame.select(
+        *[neutralise(F.col(c)).alias(c) if types[c] == "string" else F.col(c) for c in wanted]
+    ).orderBy(key)
+    if folder or "://" in dest:
+        out.write.mode("overwrite").option("header", "true").csv(dest)
+        log.info("exported %s to folder %s", output, dest)
+        return dest
+    target = Path(dest)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        staging = os.path.join(tmp, "csv")
+        out.coalesce(1).write.option("header", "true").option("emptyValue", "").csv(staging)
+        parts = sorted(Path(staging).glob("part-*.csv"))
+        if len(parts) != 1:
+            raise RunFailure(f"expected one CSV part, found {len(parts)}")
+        os.replace(parts[0], target)
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("exported %s to %s", output, target)
+    return str(target)

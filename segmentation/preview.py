@@ -1,0 +1,86 @@
+"""Preview a segment: member count, the first members, and its size over runs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import functions as F
+
+from cohortlake.context import Context
+from cohortlake.errors import InputError, Problem, RunFailure
+
+__all__ = ["SegmentPreview", "preview_segment"]
+
+
+@dataclass
+class SegmentPreview:
+    """What ``cohortlake preview`` prints (bounded by ``limit`` and the number of runs)."""
+
+    output: str
+    members: int
+    customers: int
+    rows: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+    def render(self) -> str:
+        share = 100.0 * self.members / self.customers if self.customers else 0.0
+        lines = [f"{self.output}: {self.members:,} members ({share:.1f}% of {self.customers:,} customers)"]
+        if self.rows:
+            cols = list(self.rows[0])
+            widths = [max(len(c), *(len(_cell(r[c])) for r in self.rows)) for c in cols]
+            lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+            for r in self.rows:
+                lines.append("  ".join(_cell(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+        if self.history:
+            lines.append("size over runs:")
+            for h in self.history:
+                lines.append(
+                    f"  {h['EvaluatedAt']:%Y-%m-%d %H:%M:%S}  as of {h['AsOf']:%Y-%m-%d}  {h['Status']:<9} "
+                    f"{h['Members']:>9,}  +{h['Joined']:,} / -{h['Left']:,}  v{h['TableVersion']}"
+                )
+        return "\n".join(lines)
+
+
+def _cell(v: Any) -> str:
+    return "" if v is None else str(v)
+
+
+def preview_segment(ctx: Context, output: str, limit: int = 10, columns: Sequence[str] = ()) -> SegmentPreview:
+    """Count, first ``limit`` members (ordered by key) with chosen profile/measure columns, history."""
+    key = ctx.catalog.key
+    resolved: list[tuple[str, str]] = []
+    problems = []
+    for i, name in enumerate(columns):
+        ref = ctx.catalog.resolve(name)
+        if ref is None:
+            near = ctx.catalog.suggest(name)
+            hint = f"; did you mean {', '.join(near)}?" if near else ""
+            problems.append(Problem("--columns", f"[{i}]", f"unknown attribute {name!r}{hint}"))
+        else:
+            resolved.append((ref.name, ref.source))
+    if problems:
+        raise InputError(problems)
+    lake = ctx.lake
+    path = lake.segment_path(output)
+    if not lake.exists(path):
+        raise RunFailure(f"segment {output} has no output yet: run it first")
+    members = lake.read(path)
+    customers = lake.read(lake.profile_path(ctx.catalog.profile_entity)).count()
+    frame = members.select(key)
+    profile_cols = [n for n, s in resolved if s == "profile"]
+    measure_cols = [n for n, s in resolved if s == "measure"]
+    if profile_cols:
+        frame = frame.join(lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols), key, "left")
+    if measure_cols:
+        frame = frame.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
+    rows = [r.asDict() for r in frame.select(key, *[n for n, _ in resolved]).orderBy(key).limit(limit).collect()]
+    history: list[dict[str, Any]] = []
+    runs = lake.segment_runs()
+    if runs is not None:
+        history = [
+            r.asDict()
+            for r in runs.filter(F.lower("Segment") == output.lower()).orderBy("EvaluatedAt").collect()
+        ]
+    return SegmentPreview(output, members.count(), customers, rows, history)

@@ -1,0 +1,242 @@
+"""Run segment definitions: many segments per pass, atomic Delta writes, run history.
+
+A run validates every definition first, then evaluates the chosen segments level by
+level (a segment leaf reads the latest output of the segment it names, so referenced
+segments are written first). Within a level the profile, measures and each activity
+aggregation are read once for all segments; each segment table is replaced in one
+Delta commit (Change Data Feed on) and the level's ``segment_runs`` rows are appended
+in one more commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from cohortlake.context import Context
+from cohortlake.errors import InputError, Problem
+from cohortlake.lake import SegmentRun, new_run_id
+from segmentation.compile import CustomerFrame
+from segmentation.model import SegmentDefinition, segment_refs
+from segmentation.validate import load_definitions
+
+__all__ = ["RunOptions", "run_segments", "select_definitions"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run treats static and unchanged segments."""
+
+    refresh_static: bool = False
+    force: bool = False
+
+
+def select_definitions(defs: Sequence[SegmentDefinition], only: Sequence[str] | None) -> list[SegmentDefinition]:
+    """The chosen definitions (all when ``only`` is empty), in dependency order."""
+    if not only:
+        return list(defs)
+    by_name = {d.output.lower(): d for d in defs}
+    problems = []
+    for i, name in enumerate(only):
+        if name.lower() not in by_name:
+            problems.append(Problem("--only", f"[{i}]", f"unknown segment {name!r}"))
+    if problems:
+        raise InputError(problems)
+    wanted = {n.lower() for n in only}
+    return [d for d in defs if d.output.lower() in wanted]
+
+
+def _levels(defs: Sequence[SegmentDefinition]) -> list[list[SegmentDefinition]]:
+    names = {d.output.lower() for d in defs}
+    level: dict[str, int] = {}
+    for d in defs:  # dependency order: references come first
+        refs = [r for r in segment_refs(d.where) if r in names]
+        level[d.output.lower()] = 1 + max((level[r] for r in refs), default=-1)
+    out: list[list[SegmentDefinition]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    for d in defs:
+        out[level[d.output.lower()]].append(d)
+    return out
+
+
+def _inputs_hash(ctx: Context, d: SegmentDefinition, frame: CustomerFrame, as_of: dt.datetime) -> str:
+    lake = ctx.lake
+    versions: dict[str, int | None] = {"profile": lake.version(lake.profile_path(ctx.catalog.profile_entity))}
+    if frame.measure_columns:
+        versions["measures"] = lake.version(lake.measures_path())
+    for entity in frame.entities:
+        versions[f"activity/{entity}"] = lake.version(lake.activity_path(entity))
+    for output in frame.segment_outputs:
+        versions[f"segment/{output}"] = lake.version(lake.segment_path(output))
+    payload = {"versions": versions, "as_of": as_of.isoformat() if d.relative else None}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _last_runs(ctx: Context) -> dict[str, dict[str, object]]:
+    """The latest succeeded ``segment_runs`` row per segment (bounded by segment count)."""
+    runs = ctx.lake.segment_runs()
+    if runs is None:
+        return {}
+    latest = (
+        runs.filter(F.col("Status").isin("succeeded", "kept", "skipped"))
+        .groupBy("Segment")
+        .agg(F.max_by(F.struct("DefinitionHash", "InputsHash", "Members", "TableVersion"), "EvaluatedAt").alias("r"))
+        .select("Segment", "r.*")
+    )
+    return {row["Segment"].lower(): row.asDict() for row in latest.collect()}
+
+
+def run_segments(
+    ctx: Context,
+    only: Sequence[str] | None = None,
+    as_of: dt.datetime | None = None,
+    options: RunOptions | None = None,
+) -> list[SegmentRun]:
+    """Validate all definitions, then evaluate and publish the chosen ones."""
+    options = options or RunOptions()
+    defs = load_definitions(ctx.conf_dir, ctx.catalog)
+    chosen = select_definitions(defs, only)
+    as_of = as_of or dt.datetime.now(dt.UTC).replace(microsecond=0)
+    run_id = new_run_id()
+    log.info("segment run %s: %d of %d definitions, as of %s", run_id, len(chosen), len(defs), as_of.isoformat())
+    history = _last_runs(ctx)
+    results: list[SegmentRun] = []
+    for depth, level in enumerate(_levels(chosen)):
+        started = time.perf_counter()
+        results += _run_level(ctx, level, as_of, run_id, options, history)
+        log.info("level %d: %d segments in %.1fs", depth, len(level), time.perf_counter() - started)
+    return results
+
+
+def _run_level(
+    ctx: Context,
+    level: list[SegmentDefinition],
+    as_of: dt.datetime,
+    run_id: str,
+    options: RunOptions,
+    history: dict[str, dict[str, object]],
+) -> list[SegmentRun]:
+    lake, key = ctx.lake, ctx.catalog.key
+    frame = CustomerFrame(ctx.catalog, as_of)
+    conditions = {}
+    for d in level:
+        conditions[d.output] = frame.condition(d.where)
+        for column in d.project:
+            frame.need(column)
+    now = dt.datetime.now(dt.UTC)
+    results: list[SegmentRun] = []
+    evaluate: list[SegmentDefinition] = []
+    inputs: dict[str, str] = {}
+    for d in level:
+        last = history.get(d.output.lower())
+        path = lake.segment_path(d.output)
+        version = lake.version(path)
+        if d.type == "static" and version is not None and last is not None and not options.refresh_static:
+            results.append(_unchanged(d, run_id, as_of, now, last, version, "kept"))
+            log.info("segment %s: static, kept %s members (use --refresh-static to re-evaluate)", d.output, last["Members"])
+            continue
+        inputs[d.output] = _inputs_hash(ctx, d, frame, as_of)
+        if (
+            not options.force
+            and last is not None
+            and version is not None
+            and last["DefinitionHash"] == d.definition_hash
+            and last["InputsHash"] == inputs[d.output]
+            and last["TableVersion"] == version
+        ):
+            results.append(_unchanged(d, run_id, as_of, now, last, version, "skipped"))
+            log.info("segment %s: definition and inputs unchanged, skipped", d.output)
+            continue
+        evaluate.append(d)
+    if evaluate:
+        results += _evaluate(ctx, evaluate, frame, conditions, as_of, run_id, inputs)
+    lake.record_runs(results)
+    return results
+
+
+def _unchanged(
+    d: SegmentDefinition, run_id: str, as_of: dt.datetime, now: dt.datetime, last: dict[str, object], version: int, status: str
+) -> SegmentRun:
+    members = int(last["Members"])  # type: ignore[call-overload]
+    return SegmentRun(
+        d.output, d.name, d.type, run_id, as_of, now, members, 0, 0, d.definition_hash, version,
+        str(last["InputsHash"]) if last["InputsHash"] is not None else None, status,
+    )  # fmt: skip
+
+
+def _evaluate(
+    ctx: Context,
+    defs: list[SegmentDefinition],
+    frame: CustomerFrame,
+    conditions: dict[str, object],
+    as_of: dt.datetime,
+    run_id: str,
+    inputs: dict[str, str],
+) -> list[SegmentRun]:
+    lake, key = ctx.lake, ctx.catalog.key
+    base = frame.build(lake)
+    projected = sorted({c for d in defs for c in d.project})
+    flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]  # type: ignore[attr-defined]
+    flags = base.select(key, *projected, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        counts = flags.agg(*[F.sum(F.col(f"__m{i}").cast("long")).alias(f"n{i}") for i in range(len(defs))]).first()
+        members = [int(counts[f"n{i}"] or 0) for i in range(len(defs))] if counts else [0] * len(defs)
+        joined, left = _changes(ctx, defs, flags, members)
+        results = []
+        for i, d in enumerate(defs):
+            out = flags.filter(F.col(f"__m{i}")).select(key, *d.project)
+            version = lake.overwrite(out, lake.segment_path(d.output), cdf=True, metadata=run_id)
+            results.append(
+                SegmentRun(
+                    d.output, d.name, d.type, run_id, as_of, dt.datetime.now(dt.UTC), members[i], joined[i], left[i],
+                    d.definition_hash, version, inputs.get(d.output),
+                )  # fmt: skip
+            )
+            log.info("segment %s: %d members (+%d / -%d), version %d", d.output, members[i], joined[i], left[i], version)
+    finally:
+        flags.unpersist()
+    return results
+
+
+def _changes(ctx: Context, defs: list[SegmentDefinition], flags: DataFrame, members: list[int]) -> tuple[list[int], list[int]]:
+    """Joined and Left per segment against each table's previous version, in one join.
+
+    Previous memberships are stacked as (key, segment index); joining them to the new
+    flags counts, per segment, the previous members still in: joined = new − kept,
+    left = previous − kept.
+    """
+    lake, key = ctx.lake, ctx.catalog.key
+    previous: list[DataFrame] = []
+    for i, d in enumerate(defs):
+        path = lake.segment_path(d.output)
+        if lake.exists(path):
+            previous.append(lake.read(path).select(key).withColumn("__seg", F.lit(i + 1)))
+    if not previous:
+        return members, [0] * len(defs)
+    stacked = previous[0]
+    for p in previous[1:]:
+        stacked = stacked.unionByName(p)
+    new_flag = F.array(*[F.col(f"__m{i}") for i in range(len(defs))])
+    rows = (
+        stacked.join(flags.select(key, new_flag.alias("__new")), key, "left")
+        .groupBy("__seg")
+        .agg(
+            F.count(F.lit(1)).alias("before"),
+            F.sum(F.coalesce(F.element_at("__new", F.col("__seg")), F.lit(False)).cast("long")).alias("kept"),
+        )
+        .collect()
+    )
+    before = {int(r["__seg"]) - 1: (int(r["before"]), int(r["kept"] or 0)) for r in rows}
+    joined = [members[i] - before.get(i, (0, 0))[1] for i in range(len(defs))]
+    left = [before.get(i, (0, 0))[0] - before.get(i, (0, 0))[1] for i in range(len(defs))]
+    return joined, left
