@@ -179,11 +179,11 @@ class Catalog:
         """Find a profile attribute or measure by name or display name, ignoring case."""
         return self._by_key.get(_norm(name))
 
-    def suggest(self, name: str, choices: list[str] | None = None) -> list[str]:
+    def suggest(self, name: str, choices: list[str] | None = None, cutoff: float = 0.7) -> list[str]:
         """The closest known names, for 'did you mean' messages."""
         pool = choices if choices is not None else [f.name for f in self._fields.values()]
         lowered = {c.lower(): c for c in pool}
-        hits = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+        hits = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=cutoff)
         return [lowered[h] for h in hits]
 
     def activity(self, name: str) -> tuple[str, ActivitySpec] | None:

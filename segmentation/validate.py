@@ -210,7 +210,7 @@ class _Validator:
             return None
         op = ALIASES.get(raw, raw)
         if op not in OPERATORS:
-            near = self.catalog.suggest(raw, [*OPERATORS, *ALIASES])
+            near = self.catalog.suggest(raw, [*OPERATORS, *ALIASES], cutoff=0.5)
             hint = f"; did you mean {', '.join(near)}?" if near else ""
             self.err(path, f"unknown operator {raw!r}{hint}")
             return None
@@ -393,6 +393,7 @@ class _Validator:
             name = None
         elif len(name) > 200:
             self.err(_join(path, "name"), f"name is {len(name)} characters; at most 200")
+            name = None
         output = raw.get("output")
         if output is None and isinstance(name, str):
             output = derive_output_name(name)
@@ -416,7 +417,7 @@ class _Validator:
             where = self.node(raw["where"], _join(path, "where"), _Scope())
         if len(self.problems) > before or where is None or project is None:
             return None
-        assert isinstance(name, str) and isinstance(output, str)
+        assert isinstance(name, str) and isinstance(output, str)  # guaranteed by the checks above
         return SegmentDefinition(name, output, kind, where, description, project, self.file, path)
 
     def project(self, raw: Any, path: str) -> tuple[str, ...] | None:

@@ -1,0 +1,286 @@
+"""Runs on Delta: measures, static vs dynamic, Joined/Left, skips, crashes, quick create, export."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from delta.tables import DeltaTable
+from pyspark.sql import types as T
+
+from cohortlake.cli import main
+from cohortlake.context import load_context
+from cohortlake.lake import Lake
+from cohortlake.measures import compute_measures
+from segmentation.export import export_segment
+from segmentation.preview import preview_segment
+from segmentation.quick import quick_create
+from segmentation.run import RunOptions, run_segments
+
+REPO = Path(__file__).resolve().parent.parent
+AS_OF = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+STATES = ["California", "Texas", "Oregon", None]
+
+PROFILE_SCHEMA = T.StructType(
+    [
+        T.StructField("CustomerId", T.StringType()),
+        T.StructField("FirstName", T.StringType()),
+        T.StructField("LastName", T.StringType()),
+        T.StructField("Email", T.StringType()),
+        T.StructField("State", T.StringType()),
+        T.StructField("PostCode", T.StringType()),
+        T.StructField("DateOfBirth", T.DateType()),
+        T.StructField("Income", T.DoubleType()),
+        T.StructField("LoyaltyTier", T.StringType()),
+        T.StructField("Occupation", T.StringType()),
+        T.StructField("EmailSubscriber", T.BooleanType()),
+        T.StructField("RewardPoints", T.IntegerType()),
+        T.StructField("CustomerSatisfaction", T.StringType()),
+    ]
+)
+PURCHASE_SCHEMA = "PurchaseId string, CustomerId string, PurchaseDate timestamp, Channel string, Product string, Amount double"
+
+
+def _profile(n: int, seed: int) -> list[tuple]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        state = STATES[int(rng.integers(len(STATES)))]
+        born = dt.date(1960 + int(rng.integers(45)), 1 + int(rng.integers(12)), 1 + int(rng.integers(28)))
+        first = ["=cmd|' /C calc'!A0", "+Ann", "-Bo", "@Cy", "Dee", "Eve"][i % 6]
+        rows.append(
+            (f"C{i:04d}", first, f"Last{i}", f"p{i}@example.com", state, f"{90000 + i % 7}", born,
+             float(20000 + int(rng.integers(100)) * 1000), ["low", "medium", "high"][i % 3], ["Teacher", "Nurse"][i % 2],
+             bool(i % 2), int(rng.integers(500)), ["low", "medium", "high"][(i // 3) % 3])
+        )  # fmt: skip
+    return rows
+
+
+def _purchases(n: int, seed: int) -> list[tuple]:
+    rng = np.random.default_rng(seed + 1)
+    rows = []
+    for j in range(n * 3):
+        cid = f"C{int(rng.integers(n - 3)):04d}"
+        when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC) + dt.timedelta(hours=int(rng.integers(24 * 180)))
+        rows.append((f"P{j}", cid, when, ["web", "store"][int(rng.integers(2))], "Cold Brew", float(rng.integers(50, 250))))
+    return rows
+
+
+@pytest.fixture
+def lab(spark, tmp_path: Path):
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf", conf, ignore=shutil.ignore_patterns("insights", "expansions", "suggestions"))
+    (conf / "lakehouse.yaml").write_text(f"root: {tmp_path / 'lake'}\n")
+    ctx = load_context(conf, spark=spark)
+    ctx.lake.overwrite(spark.createDataFrame(_profile(40, 1), PROFILE_SCHEMA), ctx.lake.profile_path("Customer"))
+    ctx.lake.overwrite(spark.createDataFrame(_purchases(40, 1), PURCHASE_SCHEMA), ctx.lake.activity_path("Purchases"))
+    compute_measures(spark, ctx.lake, ctx.catalog, AS_OF)
+    return ctx
+
+
+def _pandas(lake: Lake, path: str) -> pd.DataFrame:
+    return lake.read(path).toPandas()
+
+
+def test_measures_equal_pandas(lab) -> None:
+    lake = lab.lake
+    purchases = _pandas(lake, lake.activity_path("Purchases"))
+    got = _pandas(lake, lake.measures_path()).set_index("CustomerId").sort_index()
+    customers = sorted(_pandas(lake, lake.profile_path("Customer"))["CustomerId"])
+    assert list(got.index) == customers
+    web = purchases[purchases["Channel"] == "web"].groupby("CustomerId")["Amount"].mean()
+    store = purchases[purchases["Channel"] == "store"].groupby("CustomerId")["Amount"].mean()
+    total = purchases.groupby("CustomerId")["Amount"].sum()
+    expected = pd.DataFrame(index=customers)
+    expected["AverageWebPurchase"] = web
+    expected["AverageStorePurchase"] = store
+    expected["LifetimeSpend"] = total.reindex(customers).fillna(0.0)
+    pd.testing.assert_frame_equal(got[expected.columns], expected, check_names=False, check_dtype=False, rtol=1e-12)
+    assert got["LifetimeSpend"].eq(0).sum() >= 1  # customers without purchases get 0, not null
+
+
+def _expected_members(lake: Lake) -> dict[str, set[str]]:
+    profile = _pandas(lake, lake.profile_path("Customer")).merge(_pandas(lake, lake.measures_path()), on="CustomerId")
+    dob = pd.to_datetime(profile["DateOfBirth"])
+    return {
+        "CustomersFromCalifornia": set(profile.loc[profile["State"] == "California", "CustomerId"]),
+        "HighValueOnlineCustomers": set(profile.loc[profile["AverageWebPurchase"] > 138, "CustomerId"]),
+        "SummerPromotion": set(
+            profile.loc[
+                (profile["AverageStorePurchase"] >= 113) & (dob >= "1981-01-01") & (dob <= "1996-12-31"), "CustomerId"
+            ]
+        ),
+    }
+
+
+def _members(lake: Lake, output: str) -> set[str]:
+    return {r[0] for r in lake.read(lake.segment_path(output)).select("CustomerId").collect()}
+
+
+def test_lab_segments_dynamic_and_static_across_runs(lab, spark) -> None:
+    lake = lab.lake
+    first = run_segments(lab, as_of=AS_OF)
+    expected = _expected_members(lake)
+    assert {r.segment: r.members for r in first} == {k: len(v) for k, v in expected.items()}
+    for output, members in expected.items():
+        assert _members(lake, output) == members
+    summer = lake.read(lake.segment_path("SummerPromotion"))
+    assert set(summer.columns) == {"CustomerId", "Email", "PostCode"}
+
+    # Make California static, then change the data: California moves, the dynamic ones follow.
+    cal = lab.conf_path("segments", "customers_from_california.yaml")
+    cal.write_text(cal.read_text().replace("type: dynamic", "type: static"))
+    rows = [(r[0], *r[1:4], "California" if r[4] != "California" and i % 2 else r[4], *r[5:]) for i, r in enumerate(_profile(40, 1))]
+    lake.overwrite(spark.createDataFrame(rows, PROFILE_SCHEMA), lake.profile_path("Customer"))
+    lake.overwrite(spark.createDataFrame(_purchases(40, 2), PURCHASE_SCHEMA), lake.activity_path("Purchases"))
+    compute_measures(spark, lake, lab.catalog, AS_OF)
+    before = {k: set(v) for k, v in expected.items()}
+    second = {r.segment: r for r in run_segments(lab, as_of=AS_OF)}
+    after = _expected_members(lake)
+    # Static: first run's membership is kept.
+    assert second["CustomersFromCalifornia"].status == "kept"
+    assert _members(lake, "CustomersFromCalifornia") == before["CustomersFromCalifornia"]
+    for output in ("HighValueOnlineCustomers", "SummerPromotion"):
+        r = second[output]
+        assert _members(lake, output) == after[output]
+        assert (r.members, r.joined, r.left) == (
+            len(after[output]),
+            len(after[output] - before[output]),
+            len(before[output] - after[output]),
+        )
+    # --refresh-static re-evaluates it.
+    third = {r.segment: r for r in run_segments(lab, only=["customersfromcalifornia"], as_of=AS_OF, options=RunOptions(refresh_static=True))}
+    r = third["CustomersFromCalifornia"]
+    assert _members(lake, "CustomersFromCalifornia") == after["CustomersFromCalifornia"]
+    assert (r.joined, r.left) == (
+        len(after["CustomersFromCalifornia"] - before["CustomersFromCalifornia"]),
+        len(before["CustomersFromCalifornia"] - after["CustomersFromCalifornia"]),
+    )
+
+    # segment_runs: one row per segment and run; TableVersion is the Delta version written.
+    runs = _pandas(lake, lake.segment_runs_path())
+    hv = runs[runs["Segment"] == "HighValueOnlineCustomers"].sort_values("EvaluatedAt")
+    assert list(hv["TableVersion"]) == [0, 1]
+    history = DeltaTable.forPath(spark, lake.segment_path("HighValueOnlineCustomers")).history().toPandas()
+    assert set(history["userMetadata"]) == set(hv["RunId"])
+    # Change Data Feed: who joined and who left in version 1.
+    changes = (
+        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 1)
+        .load(lake.segment_path("HighValueOnlineCustomers")).toPandas()
+    )  # fmt: skip
+    assert set(changes.loc[changes["_change_type"] == "insert", "CustomerId"]) == after["HighValueOnlineCustomers"]
+    assert set(changes.loc[changes["_change_type"] == "delete", "CustomerId"]) == before["HighValueOnlineCustomers"]
+
+
+def test_unchanged_segments_are_skipped(lab) -> None:
+    lake = lab.lake
+    run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
+    again = run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
+    assert [r.status for r in again] == ["skipped"]
+    assert lake.version(lake.segment_path("HighValueOnlineCustomers")) == 0
+    forced = run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF, options=RunOptions(force=True))
+    assert [r.status for r in forced] == ["succeeded"] and forced[0].table_version == 1
+
+
+def test_crash_before_commit_keeps_previous_version(lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake = lab.lake
+    run_segments(lab, as_of=AS_OF)
+    before = {o: _members(lake, o) for o in _expected_members(lake)}
+    runs_before = lake.read(lake.segment_runs_path()).count()
+    cal = lab.conf_path("segments", "customers_from_california.yaml")
+    cal.write_text(cal.read_text().replace("value: California", "value: Texas"))
+    original = Lake.overwrite
+
+    def crash(self: Lake, df, path: str, **kw):  # type: ignore[no-untyped-def]
+        if path.endswith("CustomersFromCalifornia"):
+            raise RuntimeError("killed")
+        return original(self, df, path, **kw)
+
+    monkeypatch.setattr(Lake, "overwrite", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_segments(lab, as_of=AS_OF, options=RunOptions(force=True))
+    monkeypatch.setattr(Lake, "overwrite", original)
+    assert _members(lake, "CustomersFromCalifornia") == before["CustomersFromCalifornia"]
+    assert lake.version(lake.segment_path("CustomersFromCalifornia")) == 0
+    assert lake.read(lake.segment_runs_path()).count() == runs_before
+    rerun = {r.segment: r for r in run_segments(lab, as_of=AS_OF)}
+    texas = set(_pandas(lake, lake.profile_path("Customer")).query("State == 'Texas'")["CustomerId"])
+    assert _members(lake, "CustomersFromCalifornia") == texas
+    assert rerun["CustomersFromCalifornia"].status == "succeeded"
+
+
+def test_segment_leaves_read_latest_outputs_in_order(lab) -> None:
+    lake = lab.lake
+    extra = lab.conf_path("segments", "zz_combined.yaml")
+    extra.write_text(yaml.safe_dump({"segments": [
+        {"name": "Californians without web spend", "where": {"all": [{"segment": "CustomersFromCalifornia"}, {"not": {"segment": "highvalueonlinecustomers"}}]}},
+        {"name": "Frequent store buyers", "where": {"related": "Purchases", "where": {"attribute": "Channel", "op": "eq", "value": "store"},
+                                                  "within": {"n": 90, "unit": "days"}, "having": {"agg": "count", "op": "gte", "value": 2}}},
+    ]}))  # fmt: skip
+    results = {r.segment: r for r in run_segments(lab, as_of=AS_OF)}
+    expected = _expected_members(lake)
+    assert _members(lake, "CaliforniansWithoutWebSpend") == expected["CustomersFromCalifornia"] - expected["HighValueOnlineCustomers"]
+    purchases = _pandas(lake, lake.activity_path("Purchases"))
+    recent = purchases[(purchases["Channel"] == "store") & (purchases["PurchaseDate"] >= pd.Timestamp(AS_OF - dt.timedelta(days=90)).tz_localize(None))]
+    counts = recent.groupby("CustomerId").size()
+    assert _members(lake, "FrequentStoreBuyers") == set(counts[counts >= 2].index)
+    assert results["FrequentStoreBuyers"].members == int((counts >= 2).sum())
+
+
+def test_quick_create_writes_definition_and_counts(lab) -> None:
+    out = lab.conf_path("quick")
+    result = quick_create(lab, field_name="Average Web Purchase ($)", op="gt", value="138", name="High value web", out_dir=out, as_of=AS_OF)
+    measures = _pandas(lab.lake, lab.lake.measures_path())
+    assert result.members == int((measures["AverageWebPurchase"] > 138).sum())
+    assert result.customers == len(measures)
+    assert result.path == out / "high_value_web.yaml" and result.status == "written"
+    written = yaml.safe_load(result.path.read_text())
+    assert written["where"] == {"attribute": "AverageWebPurchase", "op": "gt", "value": 138.0}
+    assert result.percentiles is not None and result.chart and Path(result.chart).stat().st_size > 1000
+    median = dict(result.percentiles)[50]
+    assert abs(median - measures["AverageWebPurchase"].median()) <= measures["AverageWebPurchase"].std()  # approx percentile
+    again = quick_create(lab, field_name="AverageWebPurchase", op="gt", value="138", name="High value web", out_dir=out, as_of=AS_OF)
+    assert again.status == "unchanged"
+    cal = quick_create(lab, field_name="State", op="eq", value="California", name="Customers from California", as_of=AS_OF)
+    assert cal.status == "unchanged"  # the lab's file holds the same definition
+    profile = _pandas(lab.lake, lab.lake.profile_path("Customer"))
+    top = profile["State"].value_counts(dropna=False)
+    assert dict(cal.top_values or []) == {(None if pd.isna(k) else k): int(v) for k, v in top.items()}
+
+
+def test_export_neutralises_formulas_and_hides_personal_data(lab, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_segments(lab, only=["SummerPromotion"], as_of=AS_OF)
+    target = tmp_path / "out" / "summer.csv"
+    export_segment(lab, "SummerPromotion", str(target), ["FirstName", "State"], include_personal=True)
+    rows = list(csv.DictReader(target.open()))
+    members = _members(lab.lake, "SummerPromotion")
+    assert {r["CustomerId"] for r in rows} == members
+    for r in rows:
+        assert r["FirstName"][0] not in "=+-@", r["FirstName"]
+    risky = [r["FirstName"] for r in rows if r["FirstName"].startswith("'")]
+    assert all(name[1] in "=+-@" for name in risky)
+    default = tmp_path / "default.csv"
+    export_segment(lab, "SummerPromotion", str(default))
+    assert next(csv.reader(default.open())) == ["CustomerId", "PostCode"]  # Email is personal
+    conf = str(lab.conf_dir)
+    code = main(["export", "SummerPromotion", "--out", str(tmp_path / "x.csv"), "--columns", "Email", "--conf", conf, "--root", lab.root])
+    assert code == 2
+    assert capsys.readouterr().err.strip() == "error: --columns: [0]: Email is personal data; pass --include-personal to export it"
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_preview_shows_members_and_history(lab) -> None:
+    run_segments(lab, only=["CustomersFromCalifornia"], as_of=AS_OF)
+    p = preview_segment(lab, "CustomersFromCalifornia", limit=3, columns=["State", "LifetimeSpend"])
+    expected = sorted(_expected_members(lab.lake)["CustomersFromCalifornia"])
+    assert p.members == len(expected)
+    assert [r["CustomerId"] for r in p.rows] == expected[:3]
+    assert {r["State"] for r in p.rows} == {"California"}
+    assert [h["Members"] for h in p.history] == [len(expected)]
+    assert "size over runs:" in p.render()
