@@ -8,12 +8,12 @@ import logging
 
 from cohortlake.context import parse_as_of
 
-__all__ = ["register"]
+__all__ = ["positive_int", "register"]
 
 log = logging.getLogger(__name__)
 
 
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text.replace("_", ""))
     except ValueError:
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     from cohortlake.contoso import DEFAULT_END, DEFAULT_PURCHASES_PER_CUSTOMER
 
     p = sub.add_parser("generate", help="generate the Contoso Coffee lakehouse (profile and purchases)")
-    p.add_argument("--customers", type=_positive_int, default=5000, help="number of customers (default 5000)")
+    p.add_argument("--customers", type=positive_int, default=5000, help="number of customers (default 5000)")
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     p.add_argument("--end", type=_date, default=DEFAULT_END, help=f"last purchase date (default {DEFAULT_END})")
     p.add_argument(

@@ -72,16 +72,28 @@ def _purchases(n: int, seed: int) -> list[tuple]:
     return rows
 
 
+@pytest.fixture(scope="module")
+def template(spark, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Profile, purchases and measures written once; each test gets its own copy."""
+    root = tmp_path_factory.mktemp("template") / "lake"
+    lake = Lake(spark, str(root))
+    lake.overwrite(spark.createDataFrame(_profile(40, 1), PROFILE_SCHEMA), lake.profile_path("Customer"))
+    lake.overwrite(spark.createDataFrame(_purchases(40, 1), PURCHASE_SCHEMA), lake.activity_path("Purchases"))
+    ctx = load_context(REPO / "conf", root=str(root), spark=spark)
+    compute_measures(spark, lake, ctx.catalog, AS_OF)
+    return root
+
+
 @pytest.fixture
-def lab(spark, tmp_path: Path):
+def lab(spark, tmp_path: Path, template: Path):
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf", conf, ignore=shutil.ignore_patterns("insights", "expansions", "suggestions"))
+    for extra in (conf / "segments").iterdir():
+        if extra.name not in ("customers_from_california.yaml", "high_value_online_customers.yaml", "summer_promotion.yaml"):
+            extra.unlink()
+    shutil.copytree(template, tmp_path / "lake")
     (conf / "lakehouse.yaml").write_text(f"root: {tmp_path / 'lake'}\n")
-    ctx = load_context(conf, spark=spark)
-    ctx.lake.overwrite(spark.createDataFrame(_profile(40, 1), PROFILE_SCHEMA), ctx.lake.profile_path("Customer"))
-    ctx.lake.overwrite(spark.createDataFrame(_purchases(40, 1), PURCHASE_SCHEMA), ctx.lake.activity_path("Purchases"))
-    compute_measures(spark, ctx.lake, ctx.catalog, AS_OF)
-    return ctx
+    return load_context(conf, spark=spark)
 
 
 def _pandas(lake: Lake, path: str) -> pd.DataFrame:
