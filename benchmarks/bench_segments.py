@@ -57,7 +57,18 @@ LEFT JOIN p ON c.CustomerId = p.CustomerId
 WHERE c.State IN ('California', 'Texas', 'New York') AND c.Income > 50000 AND c.LoyaltyTier <> 'low'
   AND (m.AverageWebPurchase >= 120 OR c.EmailSubscriber = true) AND COALESCE(p.n, 0) >= 2
 """
-STATES = ["California", "Texas", "New York", "Florida", "Washington", "Illinois", "Oregon", "Georgia", "Ohio", "Arizona"]
+STATES = [
+    "California",
+    "Texas",
+    "New York",
+    "Florida",
+    "Washington",
+    "Illinois",
+    "Oregon",
+    "Georgia",
+    "Ohio",
+    "Arizona",
+]
 
 
 def _fifty() -> list[dict[str, Any]]:
@@ -87,7 +98,9 @@ def _floor(spark: SparkSession, lake: Lake) -> int:
     profile = lake.read(lake.profile_path("Customer"))
     measures = lake.read(lake.measures_path())
     purchases = lake.read(lake.activity_path("Purchases")).groupBy("CustomerId").count()
-    return profile.join(measures, "CustomerId", "left").join(purchases, "CustomerId", "left").count()
+    return (
+        profile.join(measures, "CustomerId", "left").join(purchases, "CustomerId", "left").count()
+    )
 
 
 def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
@@ -105,7 +118,9 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
         rows: list[dict[str, Any]] = []
 
         # (a) compiled plan vs hand-written SQL, same answer first.
-        (d,) = parse_definitions([("bench", {"name": "Six leaves", "where": SIX_LEAVES})], ctx.catalog)
+        (d,) = parse_definitions(
+            [("bench", {"name": "Six leaves", "where": SIX_LEAVES})], ctx.catalog
+        )
         frame = CustomerFrame(ctx.catalog, AS_OF)
         cond = frame.condition(d.where)
 
@@ -126,9 +141,14 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
 
         # (b) and (c): 50 segments in one run, vs 50 runs, vs the floor.
         outputs = [f"BenchSegment{i}" for i in range(50)]
-        t_one = time_call(lambda: run_segments(ctx, as_of=AS_OF, options=RunOptions(force=True)), repeat=1)
+        t_one = time_call(
+            lambda: run_segments(ctx, as_of=AS_OF, options=RunOptions(force=True)), repeat=1
+        )
         t_separate = time_call(
-            lambda: [run_segments(ctx, only=[o], as_of=AS_OF, options=RunOptions(force=True)) for o in outputs],
+            lambda: [
+                run_segments(ctx, only=[o], as_of=AS_OF, options=RunOptions(force=True))
+                for o in outputs
+            ],
             repeat=1,
             warmup=0,
         )

@@ -1,0 +1,240 @@
+"""Insights benchmarks: one-pass overlap vs a join per pair; differentiators in one pass vs per field.
+
+* overlap of 20 segments over ``size`` customers: ``segment_overlap`` (membership
+  bitmask, one pass) against one inner join + count per pair (190 pairs, plus a count
+  per segment) — goal ≥ 20× faster — and against one full scan of the 20 segment
+  tables (a union count) — goal ≤ 2×;
+* differentiators on 10 fields (7 numeric, 3 categorical) of a segment against all
+  other customers: one ``differentiate`` call against one call per field (each a
+  separate scan) — goal ≥ 3× faster.
+
+Inputs are synthetic Delta tables written to the harness's scratch folder before timing; every timing is
+wall-clock in this process, best of one run after a warm-up query.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from benchmarks._harness import scratch_dir
+from cohortlake.catalog import FieldRef
+from insights.differentiators import differentiate
+from insights.overlap import segment_overlap
+
+__all__ = ["run"]
+
+log = logging.getLogger(__name__)
+
+N_SEGMENTS = 20
+KEY = "CustomerId"
+NUMERIC = [
+    "Income",
+    "RewardPoints",
+    "Age",
+    "LifetimeSpend",
+    "AverageWebPurchase",
+    "AverageStorePurchase",
+    "Visits",
+]
+CATEGORICAL = ["State", "LoyaltyTier", "EmailSubscriber"]
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def _customers(spark: SparkSession, size: int) -> DataFrame:
+    ids = spark.range(size).withColumnRenamed("id", KEY)
+    r = lambda seed: F.rand(seed)  # noqa: E731 - seeded column generator
+    return ids.select(
+        KEY,
+        F.round(r(1) * 150_000, 0).alias("Income"),
+        (r(2) * 5_000).cast("int").alias("RewardPoints"),
+        (18 + r(3) * 60).cast("int").alias("Age"),
+        F.round(r(4) * 3_000, 2).alias("LifetimeSpend"),
+        F.round(50 + r(5) * 200, 2).alias("AverageWebPurchase"),
+        F.round(40 + r(6) * 150, 2).alias("AverageStorePurchase"),
+        (r(7) * 100).cast("int").alias("Visits"),
+        F.element_at(
+            F.array(*[F.lit(s) for s in ("California", "Texas", "Washington", "Ohio", "Oregon")]),
+            (r(8) * 5).cast("int") + 1,
+        ).alias("State"),
+        F.element_at(
+            F.array(F.lit("low"), F.lit("medium"), F.lit("high")), (r(9) * 3).cast("int") + 1
+        ).alias("LoyaltyTier"),
+        (r(10) < 0.4).alias("EmailSubscriber"),
+    )
+
+
+def _write(df: DataFrame, path: str) -> None:
+    df.write.format("delta").mode("overwrite").save(path)
+
+
+def _prepare(spark: SparkSession, size: int, workdir: str) -> tuple[str, list[str]]:
+    base = Path(scratch_dir(workdir, size, "insights"))
+    customers_path = str(base / "customers")
+    _write(_customers(spark, size), customers_path)
+    segment_paths = []
+    ids = spark.range(size).withColumnRenamed("id", KEY)
+    for i in range(N_SEGMENTS):
+        rate = 0.05 + 0.4 * (i % 7) / 6
+        path = str(base / f"segment{i}")
+        _write(ids.where(F.rand(100 + i) < rate), path)
+        segment_paths.append(path)
+    return customers_path, segment_paths
+
+
+def _overlap_rows(
+    spark: SparkSession, size: int, segment_paths: list[str]
+) -> list[dict[str, object]]:
+    def tables() -> list[DataFrame]:
+        return [spark.read.format("delta").load(p) for p in segment_paths]
+
+    names = tuple(f"S{i}" for i in range(N_SEGMENTS))
+
+    def one_pass() -> None:
+        _, regions = segment_overlap(spark, tables(), names, KEY)
+        regions.unpersist()
+
+    def per_pair() -> None:
+        ts = tables()
+        for t in ts:
+            t.count()
+        for a, b in itertools.combinations(ts, 2):
+            a.join(b, KEY).count()
+
+    def full_scan() -> None:
+        ts = tables()
+        union = ts[0]
+        for t in ts[1:]:
+            union = union.unionByName(t)
+        union.count()
+
+    full_scan()  # warm-up: Delta snapshots, JIT
+    t_scan = _timed(full_scan)
+    t_one = _timed(one_pass)
+    t_pairs = _timed(per_pair)
+    note = f"{size} customers, {N_SEGMENTS} segments, {N_SEGMENTS * (N_SEGMENTS - 1) // 2} pairs"
+    return [
+        {
+            "benchmark": "insights_overlap",
+            "metric": "one_pass_seconds",
+            "value": t_one,
+            "goal": "",
+            "note": note,
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "join_per_pair_seconds",
+            "value": t_pairs,
+            "goal": "",
+            "note": note,
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "full_scan_seconds",
+            "value": t_scan,
+            "goal": "",
+            "note": note,
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "speedup_vs_join_per_pair",
+            "value": t_pairs / t_one,
+            "goal": ">= 20x",
+            "note": note,
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "one_pass_over_full_scan",
+            "value": t_one / t_scan,
+            "goal": "<= 2x",
+            "note": note,
+        },
+    ]
+
+
+def _differentiator_rows(
+    spark: SparkSession, size: int, customers_path: str, primary_path: str
+) -> list[dict[str, object]]:
+    fields = tuple(
+        [
+            FieldRef(
+                n, "integer" if n in ("RewardPoints", "Age", "Visits") else "number", n, "profile"
+            )
+            for n in NUMERIC
+        ]
+        + [
+            FieldRef(n, "boolean" if n == "EmailSubscriber" else "string", n, "profile")
+            for n in CATEGORICAL
+        ]
+    )
+
+    def sides() -> DataFrame:
+        customers = spark.read.format("delta").load(customers_path)
+        primary = (
+            spark.read.format("delta").load(primary_path).select(KEY, F.lit(1).alias("IsPrimary"))
+        )
+        return customers.join(primary, KEY, "left").withColumn(
+            "IsPrimary", F.coalesce("IsPrimary", F.lit(0))
+        )
+
+    def together() -> None:
+        differentiate(spark, sides(), fields)
+
+    def per_field() -> None:
+        for f in fields:
+            differentiate(spark, sides(), (f,))
+
+    differentiate(spark, sides(), fields[:1])  # warm-up
+    t_one = _timed(together)
+    t_each = _timed(per_field)
+    note = f"{size} customers, {len(fields)} fields ({len(NUMERIC)} numeric, {len(CATEGORICAL)} categorical), vs all others"
+    return [
+        {
+            "benchmark": "insights_differentiators",
+            "metric": "one_pass_seconds",
+            "value": t_one,
+            "goal": "",
+            "note": note,
+        },
+        {
+            "benchmark": "insights_differentiators",
+            "metric": "query_per_field_seconds",
+            "value": t_each,
+            "goal": "",
+            "note": note,
+        },
+        {
+            "benchmark": "insights_differentiators",
+            "metric": "speedup_vs_query_per_field",
+            "value": t_each / t_one,
+            "goal": ">= 3x",
+            "note": note,
+        },
+    ]
+
+
+def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, object]]:
+    """Prepare the Delta inputs under ``workdir``, then time both comparisons."""
+    started = time.perf_counter()
+    customers_path, segment_paths = _prepare(spark, size, workdir)
+    log.info(
+        "insights bench: inputs for %d customers written in %.1fs",
+        size,
+        time.perf_counter() - started,
+    )
+    rows = _overlap_rows(spark, size, segment_paths)
+    rows += _differentiator_rows(spark, size, customers_path, segment_paths[3])
+    for r in rows:
+        log.info("%s %s = %.3f %s", r["benchmark"], r["metric"], r["value"], r["goal"])
+    return [{**r, "value": float(r["value"])} for r in rows]  # type: ignore[arg-type]

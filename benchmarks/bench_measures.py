@@ -1,0 +1,153 @@
+"""Issue 2: the one-pass measures job against one query per measure and a bare scan-and-sum.
+
+Three timings over the generated Purchases: (a) ``cohortlake.measures.compute_measures``
+(one aggregation per activity table for every declared measure), (b) one
+filter + groupBy + agg per measure, joined on the key and written, and (c) the floor, a
+single groupBy CustomerId sum(Amount) written to Delta. Each writes a Delta table so
+the timings include the same kind of output.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from benchmarks._harness import REPO, lake_root, row, scratch_dir, time_call
+from cohortlake.catalog import Catalog, load_catalog
+from cohortlake.lake import Lake
+
+__all__ = ["run"]
+
+log = logging.getLogger(__name__)
+
+_COMPARE = {
+    "eq": "__eq__",
+    "ne": "__ne__",
+    "gt": "__gt__",
+    "gte": "__ge__",
+    "lt": "__lt__",
+    "lte": "__le__",
+}
+
+
+def _condition(node: dict[str, Any], catalog: Catalog, entity: str) -> Column:
+    """A measure's ``where`` as a Column: the subset of the segment language the catalog uses."""
+    if "all" in node:
+        return functools.reduce(
+            lambda a, b: a & b, (_condition(n, catalog, entity) for n in node["all"])
+        )
+    if "any" in node:
+        return functools.reduce(
+            lambda a, b: a | b, (_condition(n, catalog, entity) for n in node["any"])
+        )
+    if "not" in node:
+        return ~_condition(node["not"], catalog, entity)
+    found = catalog.activity_attribute(entity, node["attribute"])
+    if found is None:
+        raise ValueError(f"unknown attribute {node['attribute']!r} of {entity}")
+    col, op, value = F.col(found[0]), node["op"], node.get("value")
+    if op in _COMPARE:
+        test: Column = getattr(col, _COMPARE[op])(F.lit(value))
+    elif op in ("in", "not_in") and isinstance(value, list):
+        test = col.isin([F.lit(v) for v in value])
+        test = ~test if op == "not_in" else test
+    else:
+        raise ValueError(f"baseline does not handle op {op!r}")
+    return F.coalesce(test, F.lit(False))
+
+
+def _per_measure(lake: Lake, catalog: Catalog) -> DataFrame:
+    """One filter + groupBy + agg query per measure, full-outer-joined on the key."""
+    key = catalog.key
+    parts: list[DataFrame] = []
+    for name, m in catalog.measures.items():
+        df = lake.read(lake.activity_path(m.source))
+        if m.where is not None:
+            df = df.filter(_condition(m.where, catalog, m.source))
+        agg: Column
+        if m.agg == "count":
+            agg = F.count(F.lit(1))
+        elif m.agg == "count_distinct":
+            agg = F.countDistinct(F.col(m.attribute or ""))
+        else:
+            agg = getattr(F, m.agg)(F.col(m.attribute or ""))
+        parts.append(df.groupBy(key).agg(agg.alias(name)))
+    return functools.reduce(lambda a, b: a.join(b, key, "full_outer"), parts)
+
+
+def _floor(lake: Lake, catalog: Catalog) -> DataFrame:
+    """The least any measures job must do: scan Purchases once and sum one column per customer."""
+    return (
+        lake.read(lake.activity_path("Purchases"))
+        .groupBy(catalog.key)
+        .agg(F.sum("Amount").alias("LifetimeSpend"))
+    )
+
+
+def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
+    """Time the one-pass job, the per-measure queries and the floor; report the two ratios."""
+    lake = Lake(spark, lake_root(workdir, size))
+    catalog = load_catalog(REPO / "conf" / "catalog.yaml")
+    scratch = Lake(spark, scratch_dir(workdir, size, "measures"))
+    repeat = 3 if size <= 200_000 else 2
+    n = len(catalog.measures)
+
+    floor = time_call(
+        lambda: scratch.overwrite(_floor(lake, catalog), scratch.path("floor")), repeat=repeat
+    )
+    log.info("floor (scan and sum): %.2f s", floor)
+    per_measure = time_call(
+        lambda: scratch.overwrite(_per_measure(lake, catalog), scratch.path("per_measure")),
+        repeat=repeat,
+    )
+    log.info("per-measure queries (%d): %.2f s", n, per_measure)
+    rows = [
+        row(
+            "measures",
+            "floor scan-and-sum seconds",
+            floor,
+            note="groupBy CustomerId sum(Amount) -> Delta",
+        ),
+        row(
+            "measures",
+            "per-measure queries seconds",
+            per_measure,
+            note=f"{n} queries joined -> Delta",
+        ),
+    ]
+    try:
+        from cohortlake.measures import compute_measures
+    except ImportError as exc:
+        log.warning("one-pass measures job unavailable: %s", exc)
+        note = "skipped: cohortlake.measures.compute_measures not available"
+        nan = float("nan")
+        rows += [
+            row("measures", "one-pass seconds", nan, note=note),
+            row("measures", "one-pass / floor", nan, "<= 1.3x", note),
+            row("measures", "per-measure / one-pass", nan, ">= 2.5x", note),
+        ]
+        return rows
+    one_pass = time_call(lambda: compute_measures(spark, lake, catalog), repeat=repeat)
+    log.info("one-pass measures job: %.2f s", one_pass)
+    rows += [
+        row("measures", "one-pass seconds", one_pass, note=f"compute_measures, {n} measures"),
+        row(
+            "measures",
+            "one-pass / floor",
+            one_pass / floor,
+            "<= 1.3x",
+            f"min of {repeat} after a warm-up",
+        ),
+        row(
+            "measures",
+            "per-measure / one-pass",
+            per_measure / one_pass,
+            ">= 2.5x",
+            f"min of {repeat} after a warm-up",
+        ),
+    ]
+    return rows
