@@ -62,7 +62,9 @@ def _stage(result: DemoResult, name: str, fn: Callable[[], Any]) -> Any:
     return value
 
 
-def run_demo(ctx: Context, *, customers: int = 5000, seed: int = 42, as_of: dt.datetime | None = None) -> DemoResult:
+def run_demo(
+    ctx: Context, *, customers: int = 5000, seed: int = 42, as_of: dt.datetime | None = None
+) -> DemoResult:
     """Run the whole lab on ``ctx``'s lakehouse; returns timings and stage results."""
     from cohortlake.contoso import generate_contoso
     from cohortlake.measures import compute_measures
@@ -74,50 +76,56 @@ def run_demo(ctx: Context, *, customers: int = 5000, seed: int = 42, as_of: dt.d
     result = DemoResult(as_of)
     load_definitions(ctx.conf_dir, ctx.catalog)  # every definition is valid before data is touched
     _validate_others(ctx)
-    _stage(result, "generate", lambda: generate_contoso(ctx.spark, ctx.lake, customers=customers, seed=seed))
+    _stage(
+        result,
+        "generate",
+        lambda: generate_contoso(ctx.spark, ctx.lake, customers=customers, seed=seed),
+    )
     _stage(result, "measures", lambda: compute_measures(ctx.spark, ctx.lake, ctx.catalog, as_of))
 
     def quick() -> list[Any]:
         return [
-            quick_create(ctx, field_name="State", op="eq", value="California", name="Customers from California", as_of=as_of),
             quick_create(
-                ctx, field_name="Average Web Purchase ($)", op="gt", value="138", name="High Value Online Customers", as_of=as_of
+                ctx,
+                field_name="State",
+                op="eq",
+                value="California",
+                name="Customers from California",
+                as_of=as_of,
+            ),
+            quick_create(
+                ctx,
+                field_name="Average Web Purchase ($)",
+                op="gt",
+                value="138",
+                name="High Value Online Customers",
+                as_of=as_of,
             ),
         ]
 
     result.outputs["quick"] = _stage(result, "quick create", quick)
     result.outputs["segments"] = _stage(result, "segments", lambda: run_segments(ctx, as_of=as_of))
-    try:
-        from insights import run_insights
-    except ImportError:  # pragma: no cover - every package ships together
-        run_insights = None
-    if run_insights is not None:
-        result.outputs["insights"] = _stage(result, "insights", lambda: run_insights(ctx, as_of=as_of))
-    try:
-        from expansion import run_expansions
-    except ImportError:  # pragma: no cover
-        run_expansions = None
-    if run_expansions is not None:
-        result.outputs["expansions"] = _stage(result, "expansion", lambda: run_expansions(ctx, as_of=as_of))
-    try:
-        from suggestions import run_suggestions, save_configured_suggestions
-    except ImportError:  # pragma: no cover
-        run_suggestions = None
-    if run_suggestions is not None:
-        result.outputs["suggestions"] = _stage(result, "suggestions", lambda: run_suggestions(ctx, as_of=as_of))
-        saved = _stage(result, "save suggestion", lambda: save_configured_suggestions(ctx))
-        result.outputs["saved_files"] = saved
-        if saved:
-            names = [_output_of(p) for p in saved]
-            result.outputs["saved_segments"] = _stage(
-                result, "saved segment", lambda: run_segments(ctx, only=names, as_of=as_of)
-            )
-    try:
-        from cohortlake.report import write_report
-    except ImportError:
-        write_report = None
-    if write_report is not None:
-        result.report = _stage(result, "report", lambda: write_report(ctx, result))
+    from expansion import run_expansions
+    from insights import run_insights
+    from suggestions import run_suggestions, save_configured_suggestions
+
+    result.outputs["insights"] = _stage(result, "insights", lambda: run_insights(ctx, as_of=as_of))
+    result.outputs["expansions"] = _stage(
+        result, "expansion", lambda: run_expansions(ctx, as_of=as_of)
+    )
+    result.outputs["suggestions"] = _stage(
+        result, "suggestions", lambda: run_suggestions(ctx, as_of=as_of)
+    )
+    saved = _stage(result, "save suggestion", lambda: save_configured_suggestions(ctx))
+    result.outputs["saved_files"] = saved
+    if saved:
+        names = [_output_of(p) for p in saved]
+        result.outputs["saved_segments"] = _stage(
+            result, "saved segment", lambda: run_segments(ctx, only=names, as_of=as_of)
+        )
+    from cohortlake.report import write_report
+
+    result.report = _stage(result, "report", lambda: write_report(ctx, result))
     return result
 
 
@@ -131,27 +139,13 @@ def _output_of(path: Any) -> str:
 
 def _validate_others(ctx: Context) -> None:
     """Validate insight, expansion and suggestion definitions before any stage runs."""
-    loaders: list[Callable[[], Any]] = []
-    try:
-        from insights import load_insights
+    from expansion import load_expansions
+    from insights import load_insights
+    from suggestions import load_suggestion_runs
 
-        loaders.append(lambda: load_insights(ctx.conf_dir, ctx.catalog))
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from expansion import load_expansions
-
-        loaders.append(lambda: load_expansions(ctx.conf_dir, ctx.catalog))
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from suggestions import load_suggestion_runs
-
-        loaders.append(lambda: load_suggestion_runs(ctx.conf_dir, ctx.catalog))
-    except ImportError:  # pragma: no cover
-        pass
-    for load in loaders:
-        load()
+    load_insights(ctx.conf_dir, ctx.catalog)
+    load_expansions(ctx.conf_dir, ctx.catalog)
+    load_suggestion_runs(ctx.conf_dir, ctx.catalog)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -164,12 +158,26 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from cohortlake.cli import add_common
     from cohortlake.commands import positive_int
 
     p = sub.add_parser("demo", help="run the whole Contoso Coffee lab end to end")
-    p.add_argument("--customers", type=positive_int, default=5000, help="customers to generate (default 5000)")
+    p.add_argument(
+        "--customers", type=positive_int, default=5000, help="customers to generate (default 5000)"
+    )
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
     add_common(p)
-    p.set_defaults(handler=_demo, as_of_default=DEMO_AS_OF)
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser("report", help="write the HTML report of a lakehouse (<root>/reports/contoso_lab.html)")
+    add_common(p)
+    p.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.report import write_report
+
+    print(f"report: {write_report(context_from_args(args))}")
+    return 0

@@ -94,6 +94,9 @@ def _size_chart(runs: pd.DataFrame, target: Path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for segment, rows in runs.sort_values("EvaluatedAt").groupby("Segment"):
         ax.plot(range(1, len(rows) + 1), rows["Members"], marker="o", label=str(segment))
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("run")
     ax.set_ylabel("members")
     ax.set_title("Segment size over runs")

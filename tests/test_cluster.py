@@ -1,0 +1,154 @@
+"""Cluster mode: the segment job under spark-submit on a standalone master and one worker.
+
+The master and worker are started from the pyspark installation on 127.0.0.1, the
+project is shipped as a zip with ``--py-files`` and Delta's jars with ``--jars``; the
+segment tables the cluster writes must equal the ones a local run writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyspark
+import pytest
+
+from cohortlake.context import load_context
+from cohortlake.contoso import generate_contoso
+from cohortlake.jars import jar_files
+from cohortlake.measures import compute_measures
+from segmentation.run import run_segments
+
+REPO = Path(__file__).resolve().parent.parent
+SPARK_HOME = Path(pyspark.__file__).parent
+AS_OF = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+PACKAGES = ("cohortlake", "segmentation", "insights", "expansion", "suggestions")
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_for(port: int, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port}")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        SPARK_HOME=str(SPARK_HOME),
+        SPARK_LOCAL_IP="127.0.0.1",
+        SPARK_MASTER_HOST="127.0.0.1",
+        PYSPARK_PYTHON=sys.executable,
+        PYSPARK_DRIVER_PYTHON=sys.executable,
+    )
+    env.pop("PYSPARK_GATEWAY_PORT", None)
+    env.pop("PYSPARK_GATEWAY_SECRET", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A standalone master and one worker (1 core, 1 GB) on loopback; stopped afterwards."""
+    logs = tmp_path_factory.mktemp("standalone")
+    port, ui, worker_ui = _free_port(), _free_port(), _free_port()
+    spark_class = str(SPARK_HOME / "bin" / "spark-class")
+    procs = []
+    try:
+        master_log = (logs / "master.log").open("w")
+        procs.append(
+            subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port), "--webui-port", str(ui)],
+                env=_env(), stdout=master_log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        _wait_for(port)
+        url = f"spark://127.0.0.1:{port}"
+        worker_log = (logs / "worker.log").open("w")
+        procs.append(
+            subprocess.Popen(
+                [spark_class, "org.apache.spark.deploy.worker.Worker", url, "--host", "127.0.0.1", "--cores", "1",
+                 "--memory", "1g", "--webui-port", str(worker_ui), "--work-dir", str(logs / "work")],
+                env=_env(), stdout=worker_log, stderr=subprocess.STDOUT,
+            )
+        )  # fmt: skip
+        deadline = time.monotonic() + 90
+        while "registered with master" not in (logs / "worker.log").read_text():
+            if time.monotonic() > deadline:
+                raise TimeoutError("worker did not register:\n" + (logs / "worker.log").read_text()[-2000:])
+            time.sleep(0.5)
+        yield url
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _zip_project(target: Path) -> Path:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as z:
+        for package in PACKAGES:
+            for f in sorted((REPO / package).rglob("*.py")):
+                z.write(f, f.relative_to(REPO))
+    return target
+
+
+def test_segment_job_on_standalone_cluster_equals_local(spark, standalone: str, tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
+    shutil.copytree(REPO / "conf" / "segments", conf / "segments")
+    for extra in (conf / "segments").iterdir():
+        if extra.name not in ("customers_from_california.yaml", "high_value_online_customers.yaml", "summer_promotion.yaml"):
+            extra.unlink()
+    local_root, cluster_root = tmp_path / "local", tmp_path / "cluster"
+    ctx = load_context(conf, root=str(local_root), spark=spark)
+    generate_contoso(spark, ctx.lake, customers=600, seed=5)
+    compute_measures(spark, ctx.lake, ctx.catalog, AS_OF)
+    shutil.copytree(local_root, cluster_root)
+    local = {r.segment: r.members for r in run_segments(ctx, as_of=AS_OF)}
+
+    zipped = _zip_project(tmp_path / "cohortlake.zip")
+    cmd = [
+        str(SPARK_HOME / "bin" / "spark-submit"),
+        "--master", standalone,
+        "--driver-memory", "1g",
+        "--conf", "spark.executor.memory=768m",
+        "--conf", "spark.cores.max=1",
+        "--conf", "spark.sql.shuffle.partitions=2",
+        "--conf", "spark.ui.enabled=false",
+        "--jars", ",".join(str(j) for j in jar_files()),
+        "--py-files", str(zipped),
+        str(REPO / "jobs" / "run_segments.py"),
+        "--conf", str(conf), "--root", str(cluster_root), "--as-of", "2026-07-01",
+    ]  # fmt: skip
+    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for output, members in local.items():
+        cluster = {r[0] for r in spark.read.format("delta").load(str(cluster_root / "segments" / output)).collect()}
+        here = {r[0] for r in spark.read.format("delta").load(str(local_root / "segments" / output)).collect()}
+        assert cluster == here and len(cluster) == members
+        assert f"{output}" in done.stdout
+    runs = spark.read.format("delta").load(str(cluster_root / "segment_runs")).toPandas()
+    assert dict(zip(runs["Segment"], runs["Members"], strict=True)) == local
