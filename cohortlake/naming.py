@@ -35,18 +35,25 @@ def definition_files(folder: Path) -> list[Path]:
     """YAML and JSON files of a definitions folder, in name order."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".yaml", ".yml", ".json") and p.is_file())
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in (".yaml", ".yml", ".json") and p.is_file()
+    )
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:
-    if isinstance(data, dict) and isinstance(data.get("segments"), list) and "name" not in data:
-        return [(f"segments[{i}]", d) for i, d in enumerate(data["segments"])]
-    if isinstance(data, dict) and isinstance(data.get("definitions"), list) and "name" not in data:
-        return [(f"definitions[{i}]", d) for i, d in enumerate(data["definitions"])]
+    """A file's definitions: one document, or a list under its kind's key (or ``definitions``)."""
+    if isinstance(data, dict) and "name" not in data:
+        for key in (*DEFINITION_KINDS, "definitions"):
+            if isinstance(data.get(key), list):
+                return [(f"{key}[{i}]", d) for i, d in enumerate(data[key])]
     return [("", data)]
 
 
-def registered_outputs(conf_dir: Path, kinds: tuple[str, ...] = DEFINITION_KINDS) -> dict[str, tuple[str, str, str]]:
+def registered_outputs(
+    conf_dir: Path, kinds: tuple[str, ...] = DEFINITION_KINDS
+) -> dict[str, tuple[str, str, str]]:
     """Map lower-cased output name -> (output, kind, file) for every definition in conf.
 
     Only names are read here (full validation belongs to each kind); a clash between
@@ -73,7 +80,11 @@ def registered_outputs(conf_dir: Path, kinds: tuple[str, ...] = DEFINITION_KINDS
                 if prior is not None:
                     where = f"{path}.output" if path else "output"
                     problems.append(
-                        Problem(str(file), where, f"output name {output!r} is already used by {prior[1]} in {prior[2]}")
+                        Problem(
+                            str(file),
+                            where,
+                            f"output name {output!r} is already used by {prior[1]} in {prior[2]}",
+                        )
                     )
                     continue
                 seen[output.lower()] = (output, kind, str(file))

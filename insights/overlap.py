@@ -1,0 +1,253 @@
+"""Overlap of 2..50 segments in one pass: a membership bitmask per customer, grouped.
+
+Each segment table contributes ``(CustomerId, bit i)``; one union and one
+``groupBy(CustomerId).agg(bit_or)`` give every member's mask, and ``groupBy(mask)``
+the size of every exact intersection region. Sizes, pairwise shared counts, each
+segment's exclusive members and the members in all segments are then sums over
+those regions (the set bits of a region are exploded twice for the pairs), so the
+segment tables are scanned once whatever the number of pairs. Driver-side work is
+bounded by segments² (pairs) and a capped number of regions for the charts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from cohortlake.catalog import FieldRef
+from insights.distributions import DistRow, distributions, group_totals
+from insights.values import is_numeric, long_values
+
+__all__ = [
+    "ALL_GROUP",
+    "COLLECT_REGIONS",
+    "TOP_REGIONS",
+    "Overlap",
+    "Region",
+    "member_masks",
+    "region_rows",
+    "region_segments",
+    "segment_overlap",
+]
+
+log = logging.getLogger(__name__)
+
+TOP_REGIONS = 40
+COLLECT_REGIONS = 4096
+_Sums = tuple[list[int], dict[tuple[int, int], int], list[int], int, list[tuple[int, int]], int]
+ALL_GROUP = "all"
+
+
+@dataclass(frozen=True)
+class Region:
+    """Customers in exactly these segments (and no other chosen one)."""
+
+    segments: tuple[str, ...]
+    members: int
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Sizes, pairwise shared counts (``shared[(i, j)]``, i < j), exclusives, all, top regions."""
+
+    segments: tuple[str, ...]
+    sizes: list[int]
+    shared: dict[tuple[int, int], int]
+    exclusive: list[int]
+    in_all: int
+    regions: list[Region]
+    regions_total: int
+    distributions: list[DistRow]
+
+    def share(self, i: int, j: int) -> float | None:
+        """Share of segment i's members also in segment j (None for an empty segment i)."""
+        n = self.sizes[i]
+        return self.pair(i, j) / n if n else None
+
+    def pair(self, i: int, j: int) -> int:
+        return self.sizes[i] if i == j else self.shared[(min(i, j), max(i, j))]
+
+    def jaccard(self, i: int, j: int) -> float | None:
+        union = self.sizes[i] + self.sizes[j] - self.pair(i, j)
+        return self.pair(i, j) / union if union else None
+
+
+def member_masks(tables: list[DataFrame], key: str) -> DataFrame:
+    """``(key, Mask)``: bit i set when the customer is in ``tables[i]`` (duplicates harmless)."""
+    parts = [
+        t.select(F.col(key), F.lit(1 << i).cast("long").alias("Bit")) for i, t in enumerate(tables)
+    ]
+    union = parts[0]
+    for p in parts[1:]:
+        union = union.unionByName(p)
+    return union.groupBy(key).agg(F.bit_or("Bit").alias("Mask"))
+
+
+def _bits_where_set(labels: list[Column]) -> Column:
+    """The ``labels[i]`` whose bit i is set in ``Mask`` (array functions, no UDF)."""
+    pairs = F.array(
+        *[
+            F.struct(lab.alias("l"), F.lit(1 << i).cast("long").alias("b"))
+            for i, lab in enumerate(labels)
+        ]
+    )
+    kept = F.filter(pairs, lambda s: F.col("Mask").bitwiseAND(s["b"]) != 0)
+    return F.transform(kept, lambda s: s["l"])
+
+
+def _set_bits(k: int) -> Column:
+    """Array of the indices of the set bits of ``Mask``."""
+    return _bits_where_set([F.lit(i) for i in range(k)])
+
+
+def region_segments(names: tuple[str, ...]) -> Column:
+    """Array of the segment names a ``Mask`` stands for."""
+    return _bits_where_set([F.lit(n) for n in names])
+
+
+def _top(counts: dict[int, int]) -> list[tuple[int, int]]:
+    return sorted(counts.items(), key=lambda mn: (-mn[1], mn[0]))[:TOP_REGIONS]
+
+
+def _from_regions(counts: dict[int, int], k: int) -> _Sums:
+    """Sizes, pairs, exclusives, all, top regions and region count from (mask -> members)."""
+    sizes = [sum(n for m, n in counts.items() if m >> i & 1) for i in range(k)]
+    shared = {
+        (i, j): sum(n for m, n in counts.items() if m >> i & 1 and m >> j & 1)
+        for i in range(k)
+        for j in range(i + 1, k)
+    }
+    exclusive = [counts.get(1 << i, 0) for i in range(k)]
+    return sizes, shared, exclusive, counts.get((1 << k) - 1, 0), _top(counts), len(counts)
+
+
+def _in_spark(regions: DataFrame, k: int) -> _Sums:
+    """The same sums in Spark, for more regions than the driver should hold."""
+    full = (1 << k) - 1
+    bits = _set_bits(k)
+    pairs = (
+        regions.select("Members", F.explode(bits).alias("I"), bits.alias("Bits"))
+        .select("Members", "I", F.explode("Bits").alias("J"))
+        .where(F.col("I") <= F.col("J"))
+        .groupBy("I", "J")
+        .agg(F.sum("Members").alias("Members"))
+        .collect()
+    )
+    counted = {(int(r["I"]), int(r["J"])): int(r["Members"]) for r in pairs}
+    sizes = [counted.get((i, i), 0) for i in range(k)]
+    shared = {(i, j): counted.get((i, j), 0) for i in range(k) for j in range(i + 1, k)}
+    exclusive = [0] * k
+    for r in regions.where(F.bit_count("Mask") == 1).collect():
+        exclusive[int(r["Mask"]).bit_length() - 1] = int(r["Members"])
+    row = regions.where(F.col("Mask") == F.lit(full).cast("long")).first()
+    in_all = int(row["Members"]) if row else 0
+    top = regions.orderBy(F.desc("Members"), F.asc("Mask")).limit(TOP_REGIONS).collect()
+    return (
+        sizes,
+        shared,
+        exclusive,
+        in_all,
+        [(int(r["Mask"]), int(r["Members"])) for r in top],
+        regions.count(),
+    )
+
+
+def segment_overlap(
+    spark: SparkSession,
+    tables: list[DataFrame],
+    names: tuple[str, ...],
+    key: str,
+    customers: DataFrame | None = None,
+    fields: tuple[FieldRef, ...] = (),
+    collect_regions: int = COLLECT_REGIONS,
+) -> tuple[Overlap, DataFrame]:
+    """Overlap of the segment ``tables`` (named ``names``), and the cached region table.
+
+    The region table is ``(Mask, Members)``, one row per non-empty exact intersection;
+    it stays persisted for the caller to write (see ``region_rows``) and unpersist.
+    When there are at most ``collect_regions`` regions (always so for up to 12
+    segments: 4,095 possible regions) the sums run on the driver over the regions;
+    otherwise in Spark, the pairs by exploding each region's set bits twice.
+
+    With ``fields`` (and ``customers``, the customer rows with those columns) the
+    distributions of each field among the members of all segments (group ``all``)
+    and among each segment's exclusive members (group = the segment's name) are added.
+    """
+    started = time.monotonic()
+    k = len(names)
+    masks = member_masks(tables, key)
+    if fields:
+        masks = masks.persist()
+    regions = masks.groupBy("Mask").agg(F.count(F.lit(1)).alias("Members")).persist()
+    try:
+        head = regions.limit(collect_regions + 1).collect()
+        if len(head) <= collect_regions:
+            counts = {int(r["Mask"]): int(r["Members"]) for r in head}
+            sizes, shared, exclusive, in_all, top, n_regions = _from_regions(counts, k)
+        else:
+            sizes, shared, exclusive, in_all, top, n_regions = _in_spark(regions, k)
+        found = [Region(tuple(names[i] for i in range(k) if mask >> i & 1), n) for mask, n in top]
+        dists: list[DistRow] = []
+        if fields and customers is not None:
+            dists = _field_distributions(spark, masks, customers, names, key, fields)
+        result = Overlap(names, sizes, shared, exclusive, in_all, found, n_regions, dists)
+        log.info(
+            "overlap of %d segments: %d regions in %.1fs", k, n_regions, time.monotonic() - started
+        )
+        return result, regions
+    except BaseException:
+        regions.unpersist()
+        raise
+    finally:
+        if fields:
+            masks.unpersist()
+
+
+def region_rows(regions: DataFrame, names: tuple[str, ...]) -> DataFrame:
+    """``(Segments, Degree, Members)``: the region table with the masks spelled out."""
+    return regions.select(
+        region_segments(names).alias("Segments"),
+        F.bit_count("Mask").cast("int").alias("Degree"),
+        "Members",
+    )
+
+
+def _field_distributions(
+    spark: SparkSession,
+    masks: DataFrame,
+    customers: DataFrame,
+    names: tuple[str, ...],
+    key: str,
+    fields: tuple[FieldRef, ...],
+) -> list[DistRow]:
+    k = len(names)
+    full = (1 << k) - 1
+    group = F.when(F.col("Mask") == F.lit(full).cast("long"), F.lit(ALL_GROUP))
+    for i, name in enumerate(names):
+        group = group.when(F.col("Mask") == F.lit(1 << i).cast("long"), F.lit(name))
+    grouped = masks.select(key, group.alias("Group")).where(F.col("Group").isNotNull())
+    rows = grouped.join(customers, key, "inner")
+    counts = (
+        long_values(rows, fields, ["Group"])
+        .groupBy("Field", "Num", "Cat", "Group")
+        .agg(F.count(F.lit(1)).alias("N"))
+        .persist()
+    )
+    try:
+        totals, ranges = group_totals(counts)
+        groups = [ALL_GROUP, *names]
+        return distributions(
+            spark,
+            counts,
+            [f.name for f in fields if is_numeric(f)],
+            [f.name for f in fields if not is_numeric(f)],
+            groups,
+            totals,
+            ranges=ranges,
+        )
+    finally:
+        counts.unpersist()

@@ -1,0 +1,93 @@
+"""Customer rows for insights: fields as numbers or categories, in one long table.
+
+Numeric fields (number, integer, date, timestamp) become doubles — dates as days and
+timestamps as seconds since 1970-01-01 UTC — so one ordering serves ranks and bins;
+string and boolean fields are categories (booleans as ``true``/``false``).
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from cohortlake.catalog import Catalog, FieldRef
+from cohortlake.errors import RunFailure
+from cohortlake.lake import Lake
+
+__all__ = ["NUMERIC_TYPES", "customer_rows", "is_numeric", "long_values"]
+
+NUMERIC_TYPES = ("number", "integer", "date", "timestamp")
+
+
+def is_numeric(field: FieldRef) -> bool:
+    return field.type in NUMERIC_TYPES
+
+
+def _number(field: FieldRef) -> Column:
+    c = F.col(field.name)
+    if field.type == "date":
+        return F.unix_date(c.cast("date")).cast("double")
+    if field.type == "timestamp":
+        return F.unix_micros(c.cast("timestamp")).cast("double") / F.lit(1_000_000.0)
+    return c.cast("double")
+
+
+def _category(field: FieldRef) -> Column:
+    c = F.col(field.name)
+    if field.type == "boolean":
+        return (
+            F.when(c.isNull(), F.lit(None).cast("string"))
+            .when(c.cast("boolean"), F.lit("true"))
+            .otherwise(F.lit("false"))
+        )
+    return c.cast("string")
+
+
+def long_values(rows: DataFrame, fields: tuple[FieldRef, ...], keep: list[str]) -> DataFrame:
+    """One row per customer row and field: ``keep`` columns, ``Field``, ``Num``, ``Cat``.
+
+    A numeric field fills ``Num`` and leaves ``Cat`` null, a categorical one the other
+    way round; a null value leaves both null.
+    """
+    structs = [
+        F.struct(
+            F.lit(f.name).alias("Field"),
+            (_number(f) if is_numeric(f) else F.lit(None).cast("double")).alias("Num"),
+            (F.lit(None).cast("string") if is_numeric(f) else _category(f)).alias("Cat"),
+        )
+        for f in fields
+    ]
+    exploded = rows.select(*keep, F.explode(F.array(*structs)).alias("_v"))
+    return exploded.select(*keep, "_v.Field", "_v.Num", "_v.Cat")
+
+
+def customer_rows(lake: Lake, catalog: Catalog, fields: tuple[FieldRef, ...]) -> DataFrame:
+    """Every profile customer with the chosen profile attributes and measures.
+
+    Measures come from the measures table by a left join, so a customer without
+    activity has null measures. A missing table or column is a RunFailure.
+    """
+    key = catalog.key
+    profile_path = lake.profile_path(catalog.profile_entity)
+    if not lake.exists(profile_path):
+        raise RunFailure(f"missing profile table {profile_path}")
+    profile = lake.read(profile_path)
+    wanted = [f.name for f in fields if f.source == "profile"]
+    _check_columns(profile, [key, *wanted], profile_path)
+    rows = profile.select(key, *wanted)
+    measures = [f.name for f in fields if f.source == "measure"]
+    if measures:
+        path = lake.measures_path()
+        if not lake.exists(path):
+            raise RunFailure(f"missing measures table {path}: run the measures job first")
+        table = lake.read(path)
+        _check_columns(table, [key, *measures], path)
+        rows = rows.join(table.select(key, *measures), key, "left")
+    return rows
+
+
+def _check_columns(df: DataFrame, names: list[str], path: str) -> None:
+    have = {c.lower(): c for c in df.columns}
+    missing = [n for n in names if n.lower() not in have]
+    if missing:
+        raise RunFailure(f"table {path} has no column {', '.join(missing)}")
