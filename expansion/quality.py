@@ -1,0 +1,134 @@
+"""Scoring, bandwidth calibration, the size-capped selection and the held-out recall check.
+
+``SimilarityScore`` of a candidate is the mean, over its ``k`` nearest source members, of the
+Epanechnikov kernel ``1 - (d / R)**2`` (0 beyond ``R``): 1 means ``k`` source members with the
+same features, and a score of at least 0.55 needs at least 6 of 10 neighbours well inside R.
+The bandwidth ``R`` comes from the source itself: R = D / sqrt(0.45), where D is the 99th
+percentile of the distance from a source member to its k-th nearest other source member
+(among members with k others within the source's RMS spread), so 99% of those members would
+score 0.55 or more against the rest of the source:
+a hidden look-alike as close to the source as its own members is not cut by the floor.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from expansion.features import ID
+from expansion.neighbours import kernel_scores, knn_within
+
+__all__ = [
+    "BANDS",
+    "FLOOR",
+    "HOLDOUT_SHARE",
+    "HeldOut",
+    "band",
+    "bandwidth",
+    "held_out_split",
+    "hidden_count",
+    "select_top",
+]
+
+log = logging.getLogger(__name__)
+
+FLOOR = 0.55
+BANDS = (("very similar", 0.85), ("similar", 0.70), ("somewhat similar", FLOOR))
+HOLDOUT_SHARE = 0.2
+_COVERED = 0.99
+_MIN_RADIUS = 0.05
+
+
+def band(score: Column) -> Column:
+    """The band of a score: very similar [0.85, 1], similar [0.70, 0.85), somewhat similar [0.55, 0.70)."""
+    expr = F.when(score >= F.lit(BANDS[0][1]), F.lit(BANDS[0][0]))
+    for name, low in BANDS[1:]:
+        expr = expr.when(score >= F.lit(low), F.lit(name))
+    return expr
+
+
+def bandwidth(source: DataFrame, dims: int, k: int) -> float:
+    """The kernel radius R from the source's own k-th-neighbour distances (see the module doc).
+
+    The self-search runs within the source's RMS spread; members without k other members there
+    (outliers, tiny blocks such as a null post code) are left out of the percentile, and when
+    they are the majority D is the spread itself. R >= 0.05 (standard deviations).
+    """
+    if dims == 0:
+        return 1.0
+    z = [f"_z{i}" for i in range(dims)]
+    row = source.agg(*[F.var_pop(c).alias(c) for c in z], F.count(F.lit(1)).alias("_n")).first()
+    assert row is not None
+    spread = math.sqrt(sum(float(row[c] or 0.0) for c in z))
+    spread = max(spread, _MIN_RADIUS)
+    nn = knn_within(source, source, dims=dims, k=k + 1, radius=spread)
+    kth = nn.where(F.col("Rank") == k + 1).select(F.sqrt("Dist2").alias("_d"))
+    q = kth.agg(
+        F.percentile_approx("_d", _COVERED, 10_000).alias("q"), F.count(F.lit(1)).alias("n")
+    ).first()
+    assert q is not None
+    full = int(q["n"] or 0)
+    d = float(q["q"]) if q["q"] is not None and 2 * full >= int(row["_n"]) else spread
+    radius = max(d / math.sqrt(1.0 - FLOOR), _MIN_RADIUS)
+    log.info(
+        "bandwidth: spread %.4f, 99th percentile k-th neighbour distance %.4f, R = %.4f",
+        spread,
+        d,
+        radius,
+    )
+    return radius
+
+
+def score(candidates: DataFrame, source: DataFrame, dims: int, k: int, radius: float) -> DataFrame:
+    """``CustomerId``-less scores: ``_id, SimilarityScore`` for candidates with a score above 0."""
+    s = kernel_scores(candidates, source, dims=dims, k=k, radius=radius)
+    return s.select(F.col("Qid").alias(ID), "SimilarityScore")
+
+
+def select_top(scores: DataFrame, cap: int) -> DataFrame:
+    """The ``cap`` best scores at or above the 0.55 floor; ties go to the smaller customer id."""
+    return (
+        scores.where(F.col("SimilarityScore") >= F.lit(FLOOR))
+        .orderBy(F.desc("SimilarityScore"), F.asc(ID))
+        .limit(cap)
+    )
+
+
+def held_out_split(source: DataFrame, seed: int) -> DataFrame:
+    """``_id, _hid``: a seeded 20% of the source (round half up of 0.2 n), by hash order, not RNG state."""
+    h = F.xxhash64(F.col(ID).cast("string"), F.lit(int(seed)))
+    whole = Window.partitionBy()
+    rank = F.row_number().over(whole.orderBy(h, F.col(ID)))
+    hidden = F.floor(F.lit(HOLDOUT_SHARE) * F.count(F.lit(1)).over(whole) + F.lit(0.5))
+    return source.select(ID, (rank <= hidden).alias("_hid"))
+
+
+def hidden_count(n: int) -> int:
+    """How many of ``n`` source members ``held_out_split`` hides."""
+    return math.floor(HOLDOUT_SHARE * n + 0.5)
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """How many hidden source members the capped selection found, against a random pick."""
+
+    hidden: int
+    recovered: int
+    cap: int
+    candidates: int
+
+    @property
+    def recall(self) -> float:
+        return self.recovered / self.hidden if self.hidden else 0.0
+
+    @property
+    def random_recall(self) -> float:
+        return min(1.0, self.cap / self.candidates) if self.candidates else 0.0
+
+    @property
+    def lift(self) -> float:
+        return self.recall / self.random_recall if self.random_recall else 0.0

@@ -1,0 +1,100 @@
+"""The grid search finds exactly the neighbours a brute-force scikit-learn search finds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from expansion.neighbours import kernel_scores, knn_within
+
+
+def _frame(spark, ids, blocks, z):
+    rows = [(int(i), [str(b)], *map(float, zz)) for i, b, zz in zip(ids, blocks, z, strict=True)]
+    cols = ["_id", "_blk", *[f"_z{j}" for j in range(z.shape[1])]]
+    return spark.createDataFrame(rows, cols)
+
+
+def _brute(q, r, qb, rb, k, radius):
+    """Per query id: [(ref id, dist2)] of its k nearest same-block refs closer than radius."""
+    out: dict[int, list[tuple[int, float]]] = {}
+    for b in np.unique(qb):
+        qi, ri = np.where(qb == b)[0], np.where(rb == b)[0]
+        if len(ri) == 0:
+            continue
+        nn = NearestNeighbors(n_neighbors=min(k, len(ri)), algorithm="brute").fit(r[ri])
+        dist, idx = nn.kneighbors(q[qi])
+        for row, qidx in enumerate(qi):
+            hits = [
+                (int(ri[j]), float(d * d))
+                for d, j in zip(dist[row], idx[row], strict=True)
+                if d < radius
+            ]
+            if hits:
+                out[int(qidx)] = hits
+    return out
+
+
+@pytest.mark.parametrize(("dims", "radius"), [(1, 0.3), (3, 1.5)])
+def test_knn_matches_brute_force(spark, dims, radius):
+    rng = np.random.default_rng(dims)
+    # A dense planted cluster (forces fine levels) plus a sparse background (level 0).
+    ref = np.vstack([rng.normal(1.0, 0.05, (250, dims)), rng.normal(0, 1, (150, dims))])
+    qry = np.vstack([rng.normal(1.0, 0.08, (200, dims)), rng.normal(0, 1.2, (400, dims))])
+    rb = rng.integers(0, 2, len(ref))
+    qb = rng.integers(0, 2, len(qry))
+    k = 5
+    q_ids = np.arange(len(qry)) + 10_000
+    got = (
+        knn_within(
+            _frame(spark, q_ids, qb, qry),
+            _frame(spark, np.arange(len(ref)), rb, ref),
+            dims=dims,
+            k=k,
+            radius=radius,
+        )
+        .toPandas()
+        .sort_values(["Qid", "Rank"])
+    )
+    expected = _brute(qry, ref, qb, rb, k, radius)
+    assert len(expected) > 100
+    got_map = {
+        int(q) - 10_000: list(zip(g["Rid"].astype(int), g["Dist2"], strict=True))
+        for q, g in got.groupby("Qid")
+    }
+    assert set(got_map) == set(expected)
+    for q, hits in expected.items():
+        assert [h[0] for h in got_map[q]] == [h[0] for h in hits], q
+        assert np.allclose([h[1] for h in got_map[q]], [h[1] for h in hits])
+    assert list(got.groupby("Qid")["Rank"].min().unique()) == [1]
+
+
+def test_kernel_score_is_mean_epanechnikov_over_k(spark):
+    ref = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.3], [2.0, 2.0]])
+    qry = np.array([[0.0, 0.1], [5.0, 5.0]])
+    radius, k = 0.5, 3
+    got = kernel_scores(
+        _frame(spark, [1, 2], ["a", "a"], qry),
+        _frame(spark, range(4), ["a"] * 4, ref),
+        dims=2,
+        k=k,
+        radius=radius,
+    ).toPandas()
+    d2 = np.sort(((ref - qry[0]) ** 2).sum(axis=1))[:k]
+    expected = np.sum(np.clip(1 - d2 / radius**2, 0, None)) / k
+    assert list(got["Qid"]) == [1]  # the far query has no neighbour: no score
+    assert got["SimilarityScore"].iloc[0] == pytest.approx(expected)
+
+
+def test_categories_only_score_is_share_of_k(spark):
+    ref = spark.createDataFrame(
+        [(i, ["v:a"] if i < 4 else ["v:b"]) for i in range(14)], ["_id", "_blk"]
+    )
+    qry = spark.createDataFrame([(100, ["v:a"]), (101, ["v:b"]), (102, ["v:c"])], ["_id", "_blk"])
+    got = (
+        kernel_scores(qry, ref, dims=0, k=8, radius=1.0)
+        .toPandas()
+        .set_index("Qid")["SimilarityScore"]
+    )
+    assert got.to_dict() == {100: pd.Series([4 / 8]).iloc[0], 101: 1.0}
