@@ -17,7 +17,7 @@ endif
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: demo test lint bench jars install clean help
+.PHONY: demo test lint bench jars install chromium clean help
 
 help:
 	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
@@ -43,7 +43,10 @@ jars: $(JARS)/.artifact
 demo: install jars
 	$(BIN)/cohortlake demo
 
-test: install jars
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install jars chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -45,9 +45,13 @@ def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
     lowered: dict[str, str] = {}
     for name in names:
         if not _NAME.match(name):
-            raise ValueError(f"{what} name {name!r} must start with a letter and hold letters, digits or _")
+            raise ValueError(
+                f"{what} name {name!r} must start with a letter and hold letters, digits or _"
+            )
         if name.lower() in lowered:
-            raise ValueError(f"{what} names {lowered[name.lower()]!r} and {name!r} differ only in case")
+            raise ValueError(
+                f"{what} names {lowered[name.lower()]!r} and {name!r} differ only in case"
+            )
         lowered[name.lower()] = name
     return names
 
@@ -84,9 +88,13 @@ class ActivitySpec(BaseModel):
     def _event_time_is_temporal(self) -> ActivitySpec:
         spec = self.attributes.get(self.event_time)
         if spec is None:
-            raise ValueError(f"event_time {self.event_time!r} is not one of the entity's attributes")
+            raise ValueError(
+                f"event_time {self.event_time!r} is not one of the entity's attributes"
+            )
         if spec.type not in ("date", "timestamp"):
-            raise ValueError(f"event_time {self.event_time!r} must be a date or timestamp, not {spec.type}")
+            raise ValueError(
+                f"event_time {self.event_time!r} must be a date or timestamp, not {spec.type}"
+            )
         return self
 
 
@@ -179,7 +187,9 @@ class Catalog:
         """Find a profile attribute or measure by name or display name, ignoring case."""
         return self._by_key.get(_norm(name))
 
-    def suggest(self, name: str, choices: list[str] | None = None, cutoff: float = 0.7) -> list[str]:
+    def suggest(
+        self, name: str, choices: list[str] | None = None, cutoff: float = 0.7
+    ) -> list[str]:
         """The closest known names, for 'did you mean' messages."""
         pool = choices if choices is not None else [f.name for f in self._fields.values()]
         lowered = {c.lower(): c for c in pool}
@@ -225,22 +235,42 @@ def _validate_measures(model: _CatalogModel, file: str) -> list[Problem]:
         found = cat.activity(m.source)
         if found is None:
             known = ", ".join(model.activities) or "none"
-            problems.append(Problem(file, f"{base}.source", f"unknown activity entity {m.source!r} (known: {known})"))
+            problems.append(
+                Problem(
+                    file, f"{base}.source", f"unknown activity entity {m.source!r} (known: {known})"
+                )
+            )
             continue
         if m.attribute:
             attr = cat.activity_attribute(m.source, m.attribute)
             if attr is None:
                 near = cat.suggest(m.attribute, list(found[1].attributes))
                 hint = f"; did you mean {', '.join(near)}?" if near else ""
-                problems.append(Problem(file, f"{base}.attribute", f"unknown attribute {m.attribute!r} of {found[0]}{hint}"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"{base}.attribute",
+                        f"unknown attribute {m.attribute!r} of {found[0]}{hint}",
+                    )
+                )
             elif m.agg in ("sum", "avg") and attr[1].type not in ("number", "integer"):
-                problems.append(Problem(file, f"{base}.attribute", f"agg {m.agg!r} needs a number attribute, {attr[0]} is {attr[1].type}"))
+                problems.append(
+                    Problem(
+                        file,
+                        f"{base}.attribute",
+                        f"agg {m.agg!r} needs a number attribute, {attr[0]} is {attr[1].type}",
+                    )
+                )
         if m.where is not None:
             from segmentation.validate import validate_entity_condition
 
-            problems.extend(validate_entity_condition(m.where, cat, found[0], file, f"{base}.where"))
+            problems.extend(
+                validate_entity_condition(m.where, cat, found[0], file, f"{base}.where")
+            )
         if name.lower() in {a.lower() for a in model.profile.attributes}:
-            problems.append(Problem(file, base, f"measure {name!r} has the name of a profile attribute"))
+            problems.append(
+                Problem(file, base, f"measure {name!r} has the name of a profile attribute")
+            )
     return problems
 
 

@@ -42,9 +42,18 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     """The flags every job shares: --conf, --root, --master, --as-of, --tracking-uri."""
     g = parser.add_argument_group("common options")
     g.add_argument("--conf", default="conf", help="configuration folder (default: conf)")
-    g.add_argument("--root", default=None, help="lakehouse root (default: from conf/lakehouse.yaml)")
-    g.add_argument("--master", default=None, help="Spark master (default: local[*], or spark-submit's)")
-    g.add_argument("--as-of", dest="as_of", default=None, help="fix 'now' for relative dates (ISO date or timestamp)")
+    g.add_argument(
+        "--root", default=None, help="lakehouse root (default: from conf/lakehouse.yaml)"
+    )
+    g.add_argument(
+        "--master", default=None, help="Spark master (default: local[*], or spark-submit's)"
+    )
+    g.add_argument(
+        "--as-of",
+        dest="as_of",
+        default=None,
+        help="fix 'now' for relative dates (ISO date or timestamp)",
+    )
     g.add_argument("--tracking-uri", dest="tracking_uri", default=None, help="MLflow tracking URI")
     g.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     g.add_argument("-q", "--quiet", action="store_true", help="warnings only")
@@ -53,7 +62,9 @@ def add_common(parser: argparse.ArgumentParser) -> None:
 def context_from_args(args: argparse.Namespace) -> Context:
     """Validate the common flags and the configuration (no Spark yet)."""
     parse_as_of(getattr(args, "as_of", None))
-    return load_context(args.conf, root=args.root, master=args.master, tracking_uri=args.tracking_uri)
+    return load_context(
+        args.conf, root=args.root, master=args.master, tracking_uri=args.tracking_uri
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,8 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING if getattr(args, "quiet", False) else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    level = (
+        logging.DEBUG
+        if getattr(args, "verbose", False)
+        else logging.WARNING
+        if getattr(args, "quiet", False)
+        else logging.INFO
+    )
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
     for noisy in ("py4j", "alembic", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

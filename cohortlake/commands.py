@@ -43,7 +43,9 @@ def _generate(args: argparse.Namespace) -> int:
         end=args.end,
         purchases_per_customer=args.purchases_per_customer,
     )
-    print(f"generated {counts.get('Customer', 0):,} customers and {counts.get('Purchases', 0):,} purchases in {ctx.root}")
+    print(
+        f"generated {counts.get('Customer', 0):,} customers and {counts.get('Purchases', 0):,} purchases in {ctx.root}"
+    )
     return 0
 
 
@@ -53,18 +55,26 @@ def _measures(args: argparse.Namespace) -> int:
 
     ctx = context_from_args(args)
     version = compute_measures(ctx.spark, ctx.lake, ctx.catalog, parse_as_of(args.as_of))
-    print(f"measures: {', '.join(ctx.catalog.measures)} -> {ctx.lake.measures_path()} (version {version})")
+    print(
+        f"measures: {', '.join(ctx.catalog.measures)} -> {ctx.lake.measures_path()} (version {version})"
+    )
     return 0
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from cohortlake.cli import add_common
     from cohortlake.contoso import DEFAULT_END, DEFAULT_PURCHASES_PER_CUSTOMER
 
-    p = sub.add_parser("generate", help="generate the Contoso Coffee lakehouse (profile and purchases)")
-    p.add_argument("--customers", type=positive_int, default=5000, help="number of customers (default 5000)")
+    p = sub.add_parser(
+        "generate", help="generate the Contoso Coffee lakehouse (profile and purchases)"
+    )
+    p.add_argument(
+        "--customers", type=positive_int, default=5000, help="number of customers (default 5000)"
+    )
     p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
-    p.add_argument("--end", type=_date, default=DEFAULT_END, help=f"last purchase date (default {DEFAULT_END})")
+    p.add_argument(
+        "--end", type=_date, default=DEFAULT_END, help=f"last purchase date (default {DEFAULT_END})"
+    )
     p.add_argument(
         "--purchases-per-customer",
         dest="purchases_per_customer",
@@ -75,6 +85,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_common(p)
     p.set_defaults(handler=_generate)
 
-    p = sub.add_parser("measures", help="compute every catalog measure into measures/CustomerMeasures")
+    p = sub.add_parser(
+        "measures", help="compute every catalog measure into measures/CustomerMeasures"
+    )
     add_common(p)
     p.set_defaults(handler=_measures)

@@ -30,7 +30,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"duplicate key {key!r}", key_node.start_mark
@@ -41,7 +41,7 @@ def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bo
 
 _UniqueKeyLoader.add_constructor(
     yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-    _construct_mapping,  # type: ignore[arg-type]
+    _construct_mapping,
 )
 # Dates stay strings: the segment language parses them per attribute type.
 _UniqueKeyLoader.yaml_implicit_resolvers = {
@@ -63,9 +63,11 @@ def load_document(path: str | Path) -> Any:
     try:
         if p.suffix.lower() == ".json":
             return json.loads(text)
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - safe subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except json.JSONDecodeError as exc:
-        raise InputError(Problem(name, "", f"invalid JSON at line {exc.lineno}: {exc.msg}")) from None
+        raise InputError(
+            Problem(name, "", f"invalid JSON at line {exc.lineno}: {exc.msg}")
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -84,11 +86,17 @@ def format_loc(loc: Sequence[int | str]) -> str:
     return out
 
 
-def pydantic_problems(file: str, exc: ValidationError, prefix: Sequence[int | str] = ()) -> list[Problem]:
+def pydantic_problems(
+    file: str, exc: ValidationError, prefix: Sequence[int | str] = ()
+) -> list[Problem]:
     """Turn a pydantic ValidationError into file/path problems with one-line reasons."""
     problems = []
     for err in exc.errors():
-        loc = [p for p in (*prefix, *err["loc"]) if not (isinstance(p, str) and p.startswith("function-"))]
+        loc = [
+            p
+            for p in (*prefix, *err["loc"])
+            if not (isinstance(p, str) and p.startswith("function-"))
+        ]
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -124,7 +132,9 @@ class LakehouseConfig(BaseModel):
         return str((base / self.root).resolve())
 
 
-def load_lakehouse_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> LakehouseConfig:
+def load_lakehouse_config(
+    path: str | Path, overrides: Mapping[str, Any] | None = None
+) -> LakehouseConfig:
     """Load and validate ``conf/lakehouse.yaml`` (a missing file means all defaults)."""
     name = str(path)
     data: Any = load_document(path) if Path(path).exists() else {}

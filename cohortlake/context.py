@@ -67,12 +67,22 @@ def load_context(
     conf = Path(conf_dir)
     if not conf.is_dir():
         raise InputError(f"configuration folder not found: {conf}", file=str(conf))
-    config = load_lakehouse_config(conf / "lakehouse.yaml", {"root": root, "tracking_uri": tracking_uri})
+    config = load_lakehouse_config(
+        conf / "lakehouse.yaml", {"root": root, "tracking_uri": tracking_uri}
+    )
     catalog = load_catalog(conf / "catalog.yaml")
     resolved = config.resolved_root(Path.cwd())
-    local = Path(resolved.removeprefix("file:")) if "://" not in resolved or resolved.startswith("file:") else None
+    local = (
+        Path(resolved.removeprefix("file:"))
+        if "://" not in resolved or resolved.startswith("file:")
+        else None
+    )
     if local is not None and local.exists() and not local.is_dir():
-        raise InputError(f"lakehouse root {resolved} is a file, not a folder", file=str(conf / "lakehouse.yaml"), path="root")
+        raise InputError(
+            f"lakehouse root {resolved} is a file, not a folder",
+            file=str(conf / "lakehouse.yaml"),
+            path="root",
+        )
     ctx = Context(conf, config, catalog, resolved, master=master)
     if spark is not None:
         ctx._spark = spark

@@ -64,7 +64,14 @@ def fetch_jars(folder: Path | None = None, artifact: str = DELTA_ARTIFACT) -> li
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "pom.xml").write_text(_POM.format(group=group, artifact=name, version=version))
         out = Path(tmp) / "out"
-        cmd = ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={out}", "-DincludeScope=runtime"]
+        cmd = [
+            "mvn",
+            "-q",
+            "-B",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={out}",
+            "-DincludeScope=runtime",
+        ]
         subprocess.run(cmd, cwd=tmp, check=True)
         have = _spark_jar_names()
         staging = Path(tmp) / "keep"
@@ -82,7 +89,9 @@ def fetch_jars(folder: Path | None = None, artifact: str = DELTA_ARTIFACT) -> li
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Fetch Delta Lake's jars once into a local folder.")
+    parser = argparse.ArgumentParser(
+        description="Fetch Delta Lake's jars once into a local folder."
+    )
     parser.add_argument("--dir", type=Path, default=None, help="target folder (default .jars/)")
     args = parser.parse_args(argv)
     jars = fetch_jars(args.dir)

@@ -147,7 +147,9 @@ class Lake:
         row = DeltaTable.forPath(self.spark, path).history(1).select("version").first()
         return int(row[0]) if row else None
 
-    def overwrite(self, df: DataFrame, path: str, *, cdf: bool = False, metadata: str | None = None) -> int:
+    def overwrite(
+        self, df: DataFrame, path: str, *, cdf: bool = False, metadata: str | None = None
+    ) -> int:
         """Replace the table's contents in one commit and return the new version."""
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
         if cdf:
@@ -229,7 +231,9 @@ class Lake:
             inputs_hash=inputs_hash,
         )
         self.record_runs([run])
-        log.info("segment %s: %d members (+%d / -%d), version %d", output, count, joined, left, version)
+        log.info(
+            "segment %s: %d members (+%d / -%d), version %d", output, count, joined, left, version
+        )
         return run
 
     def record_runs(self, runs: list[SegmentRun]) -> None:
@@ -238,8 +242,19 @@ class Lake:
             return
         rows = [
             (
-                r.segment, r.name, r.type, r.run_id, _aware_utc(r.as_of), _aware_utc(r.evaluated_at),
-                r.members, r.joined, r.left, r.definition_hash, r.table_version, r.inputs_hash, r.status,
+                r.segment,
+                r.name,
+                r.type,
+                r.run_id,
+                _aware_utc(r.as_of),
+                _aware_utc(r.evaluated_at),
+                r.members,
+                r.joined,
+                r.left,
+                r.definition_hash,
+                r.table_version,
+                r.inputs_hash,
+                r.status,
             )
             for r in runs
         ]

@@ -41,7 +41,9 @@ def _expression(catalog: Catalog, name: str, as_of: dt.datetime) -> tuple[Column
     m = catalog.measures[name]
     value = F.col(catalog.activity_attribute(m.source, m.attribute)[0]) if m.attribute else F.lit(1)  # type: ignore[index]
     if m.where is not None:
-        node = parse_entity_condition(m.where, catalog, m.source, catalog.file, f"measures.{name}.where")
+        node = parse_entity_condition(
+            m.where, catalog, m.source, catalog.file, f"measures.{name}.where"
+        )
         value = F.when(compile_entity_condition(node, as_of), value)
     expr = {
         "count": F.count(value),
@@ -60,7 +62,9 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
     key = catalog.key
     profile_path = lake.profile_path(catalog.profile_entity)
     if not lake.exists(profile_path):
-        raise RunFailure(f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)")
+        raise RunFailure(
+            f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
+        )
     frame = lake.read(profile_path).select(key)
     zero: list[str] = []
     for entity, names in sorted(measures_by_source(catalog).items()):
@@ -76,7 +80,9 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
     return frame.select(key, *catalog.measures)
 
 
-def compute_measures(spark: SparkSession, lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None) -> int:
+def compute_measures(
+    spark: SparkSession, lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
+) -> int:
     """Write ``measures/CustomerMeasures`` in one commit; returns the table version."""
     del spark  # the lake carries the session; kept for a uniform job signature
     started = time.perf_counter()

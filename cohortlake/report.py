@@ -239,7 +239,10 @@ def write_report(ctx: Context, demo: Any = None) -> str:
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"
         f"<title>Cohortlake · Contoso Coffee lab</title><style>{_CSS}</style></head><body>"
         f"<header><h1>Cohortlake · Contoso Coffee lab</h1><p>{subtitle}</p></header>"
-        f"<main>{body}{timings}</main></body></html>"
+        f"<main>{body}{timings}</main>"
+        "<script>window.addEventListener('load',function(){var ok=Array.prototype.every.call("
+        "document.images,function(i){return i.complete&&i.naturalWidth>0});"
+        "document.body.setAttribute('data-images',ok?'ok':'broken')});</script></body></html>"
     )
     target = reports / "contoso_lab.html"
     tmp = target.with_suffix(".html.tmp")

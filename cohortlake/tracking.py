@@ -38,7 +38,11 @@ def tracked_run(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     local_root = "://" not in root
-    artifact_root = (Path(root) / "mlartifacts" / experiment).resolve().as_uri() if local_root else f"{root}/mlartifacts/{experiment}"
+    artifact_root = (
+        (Path(root) / "mlartifacts" / experiment).resolve().as_uri()
+        if local_root
+        else f"{root}/mlartifacts/{experiment}"
+    )
     exp_id = _experiment_id(experiment, artifact_root)
     with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags=tags or {}) as run:
         log.info("mlflow run %s in experiment %s (%s)", run.info.run_id, experiment, tracking_uri)

@@ -1,0 +1,99 @@
+"""The whole lab end to end at a small size, and its report in a real headless Chromium."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from cohortlake.context import load_context
+from cohortlake.demo import run_demo
+from cohortlake.report import SECTIONS
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "tests" / "artifacts"
+AS_OF = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(spark, tmp_path_factory: pytest.TempPathFactory):
+    base = tmp_path_factory.mktemp("demo")
+    conf = base / "conf"
+    shutil.copytree(REPO / "conf", conf)
+    for extra in (conf / "segments").iterdir():
+        if extra.name not in ("customers_from_california.yaml", "high_value_online_customers.yaml", "summer_promotion.yaml"):
+            extra.unlink()
+    ctx = load_context(conf, root=str(base / "lakehouse"), spark=spark)
+    return ctx, run_demo(ctx, customers=2000, seed=42, as_of=AS_OF)
+
+
+def test_demo_writes_every_table_of_the_layout(demo) -> None:
+    ctx, result = demo
+    lake = ctx.lake
+    outputs = [
+        lake.profile_path("Customer"), lake.activity_path("Purchases"), lake.measures_path(), lake.segment_runs_path(),
+        lake.segment_path("CustomersFromCalifornia"), lake.segment_path("HighValueOnlineCustomers"),
+        lake.segment_path("SummerPromotion"), lake.segment_path("SummerPromoExpansion"),
+        lake.insight_path("HighValueOnlinevsCustomersfromCalifornia"),
+        lake.insight_path("HighValueOnlineOverlappedwithCaliforniaCustomers"),
+        lake.suggestion_path("LifetimeSpendSuggestions"), lake.suggestion_path("CustomerSatisfactionSuggestions"),
+    ]  # fmt: skip
+    assert [p for p in outputs if not lake.exists(p)] == []
+    assert set(result.timings) >= {"generate", "measures", "segments", "insights", "expansion", "suggestions", "report"}
+    saved = result.outputs.get("saved_segments") or []
+    assert saved and all(r.members > 0 for r in saved)
+    profile = lake.read(lake.profile_path("Customer")).toPandas()
+    cal = set(profile.loc[profile["State"] == "California", "CustomerId"])
+    got = {r[0] for r in lake.read(lake.segment_path("CustomersFromCalifornia")).select("CustomerId").collect()}
+    assert got == cal
+
+
+def test_other_engines_read_the_outputs(demo) -> None:
+    duckdb = pytest.importorskip("duckdb")
+    deltalake = pytest.importorskip("deltalake")
+    ctx, _ = demo
+    path = ctx.lake.segment_path("SummerPromoExpansion")
+    frame = deltalake.DeltaTable(path).to_pandas()
+    assert {"CustomerId", "SimilarityScore", "SimilarityBand"} <= set(frame.columns)
+    assert frame["SimilarityScore"].between(0.55, 1.0).all()
+    con = duckdb.connect()  # DuckDB's own delta extension is a download; it reads delta-rs's Arrow here
+    runs = deltalake.DeltaTable(ctx.lake.segment_runs_path()).to_pyarrow_table()
+    counted = con.execute("SELECT Segment, max(Members) FROM runs GROUP BY Segment ORDER BY Segment").fetchall()
+    assert dict(counted) == {s: int(m) for s, m in zip(runs["Segment"].to_pylist(), runs["Members"].to_pylist(), strict=True)}
+
+
+def test_report_loads_in_chromium_and_shows_every_section(demo) -> None:
+    ctx, result = demo
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "Chromium is required (make test installs Debian's chromium when missing)"
+    report = Path(result.report)
+    html = report.read_text()
+    for section in SECTIONS:
+        assert f"id='{section}'" in html, section
+    profile_dir = report.parent / ".chromium-profile"
+    dom = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert 'data-images="ok"' in dom.stdout, "an image of the report did not load"
+    for section in SECTIONS:
+        assert re.search(rf'<section id="{section}">\s*<h2>', dom.stdout), section
+    assert "Uncaught" not in dom.stderr
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    done = subprocess.run(
+        [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--window-size=1280,6000", f"--screenshot={shot}", report.as_uri()],
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0 and shot.stat().st_size > 50_000
