@@ -137,7 +137,8 @@ def _quick(reports: Path) -> str:
 def _insights(ctx: Context, reports: Path) -> tuple[str, str]:
     from insights import load_insights
 
-    overlap_html, diff_html = [], []
+    overlap_html: list[str] = []
+    diff_html: list[str] = []
     for d in load_insights(ctx.conf_dir, ctx.catalog):
         kind = getattr(d, "kind", "")
         frame = _read(ctx, ctx.lake.insight_path(d.output))

@@ -73,7 +73,7 @@ def test_other_engines_read_the_outputs(demo) -> None:
 
 
 def test_report_loads_in_chromium_and_shows_every_section(demo) -> None:
-    ctx, result = demo
+    _, result = demo
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Chromium is required (make test installs Debian's chromium when missing)"
     report = Path(result.report)
