@@ -127,10 +127,16 @@ class Oracle:
             return row[self.key] in self.segments[node["segment"].lower()]
         if "related" in node:
             return self._related(node, row)
-        types = self.types if entity is None else {k.lower(): (k, t) for k, t in self.entities[entity][1].items()}
+        types = (
+            self.types
+            if entity is None
+            else {k.lower(): (k, t) for k, t in self.entities[entity][1].items()}
+        )
         name, ftype = types[node["attribute"].lower()]
         value = _cell(row[name], ftype)
-        return leaf(value, ftype, node["op"], node.get("value"), bool(node.get("ignore_case")), self.as_of)
+        return leaf(
+            value, ftype, node["op"], node.get("value"), bool(node.get("ignore_case")), self.as_of
+        )
 
     def _related(self, node: dict[str, Any], row: dict[str, Any]) -> bool:
         name = node["related"].lower()
@@ -140,7 +146,11 @@ class Oracle:
             rows = [r for r in rows if self.holds(node["where"], r, name)]
         if "within" in node:
             lo = _minus(self.as_of, node["within"]["n"], node["within"]["unit"])
-            rows = [r for r in rows if (t := _cell(r[event_time], "timestamp")) is not None and lo <= t <= self.as_of]
+            rows = [
+                r
+                for r in rows
+                if (t := _cell(r[event_time], "timestamp")) is not None and lo <= t <= self.as_of
+            ]
         having = node.get("having", {"agg": "count", "op": "gte", "value": 1})
         agg = having["agg"]
         if agg == "count":

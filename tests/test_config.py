@@ -46,14 +46,22 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("old", "new", "message"), CASES, ids=[f"case{i}" for i in range(len(CASES))])
+@pytest.mark.parametrize(
+    ("old", "new", "message"), CASES, ids=[f"case{i}" for i in range(len(CASES))]
+)
 def test_bad_catalog_exits_2_with_one_line(
-    conf: Path, capsys: pytest.CaptureFixture[str], old: str, new: str, message: str | tuple[str, ...]
+    conf: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    message: str | tuple[str, ...],
 ) -> None:
     _edit(conf / "catalog.yaml", old, new)
     assert main(["measures", "--conf", str(conf)]) == 2
     lines = (message,) if isinstance(message, str) else message
-    assert capsys.readouterr().err.strip().splitlines() == [f"error: {conf / 'catalog.yaml'}: {m}" for m in lines]
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {conf / 'catalog.yaml'}: {m}" for m in lines
+    ]
     assert not (conf.parent / "lake").exists()
 
 
@@ -66,21 +74,32 @@ def test_bad_lakehouse_config(conf: Path, capsys: pytest.CaptureFixture[str]) ->
     ]
 
 
-def test_root_that_is_a_file(conf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_root_that_is_a_file(
+    conf: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     target = tmp_path / "afile"
     target.write_text("x")
     assert main(["generate", "--conf", str(conf), "--root", str(target)]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {conf / 'lakehouse.yaml'}: root: lakehouse root {target} is a file, not a folder"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {conf / 'lakehouse.yaml'}: root: lakehouse root {target} is a file, not a folder"
+    )
 
 
 def test_missing_conf_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["measures", "--conf", str(tmp_path / "nope")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope'}: configuration folder not found: {tmp_path / 'nope'}"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: {tmp_path / 'nope'}: configuration folder not found: {tmp_path / 'nope'}"
+    )
 
 
 def test_bad_generator_arguments(conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["generate", "--conf", str(conf), "--customers", "-5"])
     assert info.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: cohortlake generate: argument --customers: must be at least 1: '-5'"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: cohortlake generate: argument --customers: must be at least 1: '-5'"
+    )
     assert not (conf.parent / "lake").exists()

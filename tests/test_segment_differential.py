@@ -14,9 +14,10 @@ from pyspark.sql import types as T
 
 from cohortlake.catalog import load_catalog
 from cohortlake.lake import Lake
-from segment_oracle import Oracle
 from segmentation.compile import CustomerFrame
 from segmentation.validate import parse_definitions
+
+from segment_oracle import Oracle
 
 AS_OF = dt.datetime(2026, 3, 31, 12, 0, tzinfo=dt.UTC)
 N_CUSTOMERS = 70
@@ -50,7 +51,14 @@ STRINGS = ["alpha", "Alpha", "ALPHA", "beta", "Beta-x", "gamma", "=sum", "a b", 
 CITIES = ["Paris", "paris", "Oslo", "Lima", "Rome", "Porto"]
 SCORES = [-5.0, 0.0, 1.5, 2.0, 10.0, 99.5]
 VISITS = [0, 1, 2, 3, 5, 8]
-DATES = [dt.date(1980, 1, 1), dt.date(1996, 12, 31), dt.date(2024, 2, 29), dt.date(2026, 1, 31), dt.date(2026, 3, 1), dt.date(2026, 3, 31)]
+DATES = [
+    dt.date(1980, 1, 1),
+    dt.date(1996, 12, 31),
+    dt.date(2024, 2, 29),
+    dt.date(2026, 1, 31),
+    dt.date(2026, 3, 1),
+    dt.date(2026, 3, 31),
+]
 STAMPS = [
     dt.datetime(2025, 3, 31, 12, 0),
     dt.datetime(2025, 12, 31, 23, 59),
@@ -123,7 +131,10 @@ def world(spark, tmp_path_factory):
         tuple(None if (v is None or (isinstance(v, float) and np.isnan(v))) else v for v in r)
         for r in customers.astype(object).itertuples(index=False)
     ]
-    rows = [tuple(v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v for v in r) for r in rows]
+    rows = [
+        tuple(v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else v for v in r)
+        for r in rows
+    ]
     lake.overwrite(spark.createDataFrame(rows, cschema), lake.profile_path("Customer"))
     eschema = T.StructType(
         [
@@ -137,7 +148,9 @@ def world(spark, tmp_path_factory):
     )
     erows = [
         tuple(
-            v.replace(tzinfo=dt.UTC) if isinstance(v, dt.datetime) else (None if isinstance(v, float) and np.isnan(v) else v)
+            v.replace(tzinfo=dt.UTC)
+            if isinstance(v, dt.datetime)
+            else (None if isinstance(v, float) and np.isnan(v) else v)
             for v in r
         )
         for r in events.astype(object).itertuples(index=False)
@@ -149,7 +162,13 @@ def world(spark, tmp_path_factory):
         total[cid] = total.get(cid, 0.0) + (amount or 0.0)
     customers["TotalAmount"] = [total.get(c, 0.0) for c in customers["CustomerId"]]
     lake.overwrite(
-        spark.createDataFrame([(c, float(t)) for c, t in zip(customers["CustomerId"], customers["TotalAmount"], strict=True)], "CustomerId string, TotalAmount double"),
+        spark.createDataFrame(
+            [
+                (c, float(t))
+                for c, t in zip(customers["CustomerId"], customers["TotalAmount"], strict=True)
+            ],
+            "CustomerId string, TotalAmount double",
+        ),
         lake.measures_path(),
     )
     for name, members in segments.items():
@@ -157,8 +176,17 @@ def world(spark, tmp_path_factory):
         lake.overwrite(df, lake.segment_path(name))
     types = {"Name": "string", "City": "string", "Score": "number", "Visits": "integer", "Born": "date",
              "LastSeen": "timestamp", "Active": "boolean", "TotalAmount": "number"}  # fmt: skip
-    etypes = {"At": "timestamp", "Kind": "string", "Amount": "number", "Qty": "integer", "Day": "date", "CustomerId": "string"}
-    oracle = Oracle(customers, types, {"Events": (events, etypes, "At")}, segments, pd.Timestamp(AS_OF))
+    etypes = {
+        "At": "timestamp",
+        "Kind": "string",
+        "Amount": "number",
+        "Qty": "integer",
+        "Day": "date",
+        "CustomerId": "string",
+    }
+    oracle = Oracle(
+        customers, types, {"Events": (events, etypes, "At")}, segments, pd.Timestamp(AS_OF)
+    )
     oracle.types.update({"full name": ("Name", "string"), "score (%)": ("Score", "number")})
     return catalog, lake, oracle
 
@@ -175,7 +203,9 @@ STAMP_TEXT = [
     "2026-02-28T12:00:00",
     "2026-03-31",
 ]
-WINDOW = st.fixed_dictionaries({"n": st.integers(0, 14), "unit": st.sampled_from(["days", "weeks", "months", "years"])})
+WINDOW = st.fixed_dictionaries(
+    {"n": st.integers(0, 14), "unit": st.sampled_from(["days", "weeks", "months", "years"])}
+)
 
 
 def _scalar_for(ftype: str, pool: list[Any]) -> st.SearchStrategy[Any]:
@@ -207,7 +237,10 @@ def attribute_leaf(draw: st.DrawFn, fields: dict[str, tuple[str, list[Any]]]) ->
     name = draw(st.sampled_from(sorted(fields)))
     ftype, pool = fields[name]
     op = draw(st.sampled_from(OPS[ftype]))
-    leaf: dict[str, Any] = {"attribute": draw(st.sampled_from([name, name.lower(), name.upper()])), "op": op}
+    leaf: dict[str, Any] = {
+        "attribute": draw(st.sampled_from([name, name.lower(), name.upper()])),
+        "op": op,
+    }
     if op in ("is_null", "is_not_null"):
         pass
     elif op == "in_last":
@@ -215,7 +248,14 @@ def attribute_leaf(draw: st.DrawFn, fields: dict[str, tuple[str, list[Any]]]) ->
     elif op == "between":
         a, b = draw(_scalar_for(ftype, pool)), draw(_scalar_for(ftype, pool))
         if ftype == "timestamp":
-            a, b = sorted([a, b], key=lambda s: pd.Timestamp(s).tz_localize("UTC") if pd.Timestamp(s).tzinfo is None else pd.Timestamp(s))
+            a, b = sorted(
+                [a, b],
+                key=lambda s: (
+                    pd.Timestamp(s).tz_localize("UTC")
+                    if pd.Timestamp(s).tzinfo is None
+                    else pd.Timestamp(s)
+                ),
+            )
         else:
             a, b = sorted([a, b])
         leaf["value"] = [a, b]
@@ -240,40 +280,69 @@ PROFILE_FIELDS = {
     "Active": ("boolean", []),
     "TotalAmount": ("number", [0.0, 10.0, 25.0, 40.0]),
 }
-EVENT_FIELDS = {"Kind": ("string", KINDS), "Amount": ("number", AMOUNTS), "Qty": ("integer", QTYS), "Day": ("date", DATES), "At": ("timestamp", STAMPS)}
+EVENT_FIELDS = {
+    "Kind": ("string", KINDS),
+    "Amount": ("number", AMOUNTS),
+    "Qty": ("integer", QTYS),
+    "Day": ("date", DATES),
+    "At": ("timestamp", STAMPS),
+}
 
 
 @st.composite
 def related_leaf(draw: st.DrawFn) -> dict[str, Any]:
     node: dict[str, Any] = {"related": draw(st.sampled_from(["Events", "events"]))}
     if draw(st.booleans()):
-        node["where"] = draw(st.one_of(attribute_leaf(EVENT_FIELDS), st.fixed_dictionaries({"not": attribute_leaf(EVENT_FIELDS)})))
+        node["where"] = draw(
+            st.one_of(
+                attribute_leaf(EVENT_FIELDS),
+                st.fixed_dictionaries({"not": attribute_leaf(EVENT_FIELDS)}),
+            )
+        )
     if draw(st.booleans()):
         node["within"] = draw(WINDOW)
     agg = draw(st.sampled_from(["count", "sum", "avg", "min", "max", "count_distinct", None]))
     if agg is None:
         return node
     if agg == "count":
-        node["having"] = {"agg": "count", "op": draw(st.sampled_from(["eq", "gte", "lt", "ne"])), "value": draw(st.integers(0, 4))}
+        node["having"] = {
+            "agg": "count",
+            "op": draw(st.sampled_from(["eq", "gte", "lt", "ne"])),
+            "value": draw(st.integers(0, 4)),
+        }
     elif agg == "count_distinct":
         attr = draw(st.sampled_from(["Kind", "Qty", "Day"]))
-        node["having"] = {"agg": agg, "attribute": attr, "op": draw(st.sampled_from(["eq", "gte", "lte"])), "value": draw(st.integers(0, 3))}
+        node["having"] = {
+            "agg": agg,
+            "attribute": attr,
+            "op": draw(st.sampled_from(["eq", "gte", "lte"])),
+            "value": draw(st.integers(0, 3)),
+        }
     elif agg in ("sum", "avg"):
         attr = draw(st.sampled_from(["Amount", "Qty"]))
         node["having"] = {"agg": agg, "attribute": attr, "op": draw(st.sampled_from(["gt", "lte", "between", "eq"])),
                           "value": draw(st.sampled_from([0, 2.5, 10, 30]))}  # fmt: skip
         if node["having"]["op"] == "between":
-            node["having"]["value"] = sorted([draw(st.sampled_from([0, 2.5, 10])), draw(st.sampled_from([4, 25, 50]))])
+            node["having"]["value"] = sorted(
+                [draw(st.sampled_from([0, 2.5, 10])), draw(st.sampled_from([4, 25, 50]))]
+            )
     else:
         attr = draw(st.sampled_from(["Amount", "Kind", "Day"]))
         ftype, pool = EVENT_FIELDS[attr]
         op = draw(st.sampled_from(["eq", "gt", "lte", "ne"]))
-        node["having"] = {"agg": agg, "attribute": attr, "op": op, "value": draw(_scalar_for(ftype, pool))}
+        node["having"] = {
+            "agg": agg,
+            "attribute": attr,
+            "op": op,
+            "value": draw(_scalar_for(ftype, pool)),
+        }
     return node
 
 
 SEGMENT_LEAF = st.fixed_dictionaries({"segment": st.sampled_from(["Gold", "gold", "Empty"])})
-LEAF = st.one_of(attribute_leaf(PROFILE_FIELDS), attribute_leaf(PROFILE_FIELDS), related_leaf(), SEGMENT_LEAF)
+LEAF = st.one_of(
+    attribute_leaf(PROFILE_FIELDS), attribute_leaf(PROFILE_FIELDS), related_leaf(), SEGMENT_LEAF
+)
 TREE = st.recursive(
     LEAF,
     lambda children: st.one_of(
@@ -311,13 +380,18 @@ def test_oracle_sees_every_construct(world) -> None:
     assert oracle.members({"attribute": "City", "op": "eq", "value": "Paris"}) == ca
     not_paris = set(customers["CustomerId"]) - ca
     assert oracle.members({"not": {"attribute": "City", "op": "eq", "value": "Paris"}}) == not_paris
-    ne = set(customers.loc[customers["City"].notna() & (customers["City"] != "Paris"), "CustomerId"])
+    ne = set(
+        customers.loc[customers["City"].notna() & (customers["City"] != "Paris"), "CustomerId"]
+    )
     assert oracle.members({"attribute": "City", "op": "ne", "value": "Paris"}) == ne
     assert len(ne) < len(not_paris)  # nulls make the difference
     events = oracle.entities["events"][0]
     with_events = set(events["CustomerId"])
     assert oracle.members({"related": "Events"}) == with_events
-    assert oracle.members({"related": "Events", "having": {"agg": "count", "op": "eq", "value": 0}}) == set(customers["CustomerId"]) - with_events
+    assert (
+        oracle.members({"related": "Events", "having": {"agg": "count", "op": "eq", "value": 0}})
+        == set(customers["CustomerId"]) - with_events
+    )
 
 
 def test_in_last_months_clamps_to_month_end(spark) -> None:
@@ -325,9 +399,13 @@ def test_in_last_months_clamps_to_month_end(spark) -> None:
     from segmentation.model import Window
 
     as_of = dt.datetime(2024, 3, 31, 9, 30, tzinfo=dt.UTC)
-    assert window_start(as_of, Window(1, "months")) == dt.datetime(2024, 2, 29, 9, 30, tzinfo=dt.UTC)
+    assert window_start(as_of, Window(1, "months")) == dt.datetime(
+        2024, 2, 29, 9, 30, tzinfo=dt.UTC
+    )
     assert window_start(as_of, Window(1, "years")) == dt.datetime(2023, 3, 31, 9, 30, tzinfo=dt.UTC)
-    assert window_start(dt.datetime(2024, 2, 29, tzinfo=dt.UTC), Window(1, "years")) == dt.datetime(2023, 2, 28, tzinfo=dt.UTC)
+    assert window_start(dt.datetime(2024, 2, 29, tzinfo=dt.UTC), Window(1, "years")) == dt.datetime(
+        2023, 2, 28, tzinfo=dt.UTC
+    )
     assert window_start(as_of, Window(2, "weeks")) == dt.datetime(2024, 3, 17, 9, 30, tzinfo=dt.UTC)
 
 
@@ -339,7 +417,9 @@ def test_offsets_are_honoured(world, spark) -> None:
     frame = CustomerFrame(catalog, AS_OF)
     col = frame.condition(d.where)
     got = {r[0] for r in frame.build(lake).filter(col).select("CustomerId").collect()}
-    expected = set(oracle.customers.loc[oracle.customers["LastSeen"] == pd.Timestamp("2026-03-31 08:00"), "CustomerId"])
+    expected = set(
+        oracle.customers.loc[
+            oracle.customers["LastSeen"] == pd.Timestamp("2026-03-31 08:00"), "CustomerId"
+        ]
+    )
     assert expected and got == expected
-
-

@@ -150,7 +150,12 @@ def test_many_definitions_per_file_duplicates_and_cycles(catalog) -> None:
     doc = {
         "segments": [
             {"name": "A", "where": {"segment": "B"}},
-            {"name": "B", "where": {"any": [{"segment": "c"}, {"attribute": "State", "op": "eq", "value": "CA"}]}},
+            {
+                "name": "B",
+                "where": {
+                    "any": [{"segment": "c"}, {"attribute": "State", "op": "eq", "value": "CA"}]
+                },
+            },
             {"name": "C", "where": {"not": {"segment": "A"}}},
             {"name": "a", "where": {"attribute": "State", "op": "eq", "value": "CA"}},
         ]
@@ -169,7 +174,11 @@ def test_dependency_order(catalog) -> None:
             {"name": "Base", "where": {"attribute": "State", "op": "eq", "value": "CA"}},
         ]
     }
-    assert [d.output for d in parse_definitions([("s.yaml", doc)], catalog)] == ["Base", "Mid", "Top"]
+    assert [d.output for d in parse_definitions([("s.yaml", doc)], catalog)] == [
+        "Base",
+        "Mid",
+        "Top",
+    ]
 
 
 # -- files and the command line -------------------------------------------------------------
@@ -186,7 +195,9 @@ def test_malformed_yaml_names_the_file_and_line(conf: Path) -> None:
     bad.write_text("name: Broken\nwhere: {attribute: State, op: eq, value: [CA\n")
     with pytest.raises(InputError) as info:
         load_definitions(conf, load_from(conf))
-    assert [str(p) for p in info.value.problems] == [f"{bad}: invalid YAML at line 3: expected ',' or ']', but got '<stream end>'"]
+    assert [str(p) for p in info.value.problems] == [
+        f"{bad}: invalid YAML at line 3: expected ',' or ']', but got '<stream end>'"
+    ]
 
 
 def test_duplicate_yaml_keys_are_rejected(conf: Path) -> None:
@@ -203,9 +214,20 @@ def load_from(conf: Path):
     return load_catalog(conf / "catalog.yaml")
 
 
-def test_cli_bad_definition_exits_2_and_writes_nothing(conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_bad_definition_exits_2_and_writes_nothing(
+    conf: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = conf / "segments" / "bad.yaml"
-    bad.write_text(yaml.safe_dump({"name": "Bad one", "where": {"all": [{"attribute": "Incme", "op": "gt", "value": 1}, {"segment": "Nope"}]}}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "name": "Bad one",
+                "where": {
+                    "all": [{"attribute": "Incme", "op": "gt", "value": 1}, {"segment": "Nope"}]
+                },
+            }
+        )
+    )
     code = main(["run", "--conf", str(conf)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
@@ -223,19 +245,27 @@ def test_cli_output_name_clash_across_kinds(conf: Path, capsys: pytest.CaptureFi
     code = main(["validate", "--conf", str(conf)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert err == [f"error: {conf / 'segments' / 'summer_promotion.yaml'}: name: output name 'SummerPromotion' is already used by insights in {clash}"]
+    assert err == [
+        f"error: {conf / 'segments' / 'summer_promotion.yaml'}: name: output name 'SummerPromotion' is already used by insights in {clash}"
+    ]
 
 
 def test_cli_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["preview"])
     assert info.value.code == 2
-    assert capsys.readouterr().err.strip() == "error: cohortlake preview: the following arguments are required: segment"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: cohortlake preview: the following arguments are required: segment"
+    )
 
 
 def test_cli_bad_as_of_exits_2(conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run", "--conf", str(conf), "--as-of", "yesterday"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --as-of: not an ISO date or timestamp: 'yesterday'"
+    assert (
+        capsys.readouterr().err.strip()
+        == "error: --as-of: not an ISO date or timestamp: 'yesterday'"
+    )
     assert not (conf.parent / "lake").exists()
 
 

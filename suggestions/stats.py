@@ -1,0 +1,346 @@
+"""Exact statistics of candidate subgroups, significance tests and ranking.
+
+Counts and moments are aggregated by Spark in one pass (one column per candidate); the
+tests run on the driver with scipy, bounded by the number of candidates.
+
+- Values (Members, Share, SegmentValue, OverallValue, Lift, Effect) are exact over the
+  whole customer base. Customers with a null target are members (a saved segment keeps
+  them) but are left out of every value and test; ``MissingTarget`` counts them.
+- P-values compare the subgroup with the rest of the customers (Welch's t-test for a
+  numeric target, a two-proportion z-test per category), on the hold-out customers the
+  tree was not fitted on: a tree picks the splits that look most different, so testing
+  on its own training rows would find "significant" subgroups in pure noise. With
+  ``holdout: 0`` the tests use every customer (optimistic). Benjamini–Hochberg adjusts
+  the p-values across all candidates (and categories).
+- Effect, which ranks suggestions, is the size-weighted difference
+  ``share × (segment value − overall value)``: for a category this is subgroup
+  discovery's WRAcc; for a numeric target it is in the target's unit. Numeric
+  suggestions may lie above or below average (ranked by ``|Effect|``); categorical ones
+  must over-represent their category.
+- Strength, ``sqrt(share) × (segment value − overall value)`` (Klösgen's quality with
+  a = 0.5), favours purer groups; it is what refinement optimises and what picks the
+  suggestion saved for ``save: {direction: above|below}``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from scipy import stats as sps
+
+from suggestions.rules import CategoricalRule, NumericRule, Rule
+
+__all__ = ["Candidate", "Scored", "categorical_stats", "contains", "numeric_stats", "select"]
+
+NESTED_OVERLAP = 0.85
+
+
+@dataclass
+class Candidate:
+    """A subgroup: its rules as text and condition tree, and the Spark test for membership."""
+
+    rules: str
+    definition: dict[str, Any]
+    condition: Column
+    conditions: int
+    depth: int
+    rule_set: tuple[Rule, ...] = ()
+
+
+@dataclass
+class Scored:
+    """One candidate (and, for a categorical target, one category) with its statistics."""
+
+    candidate: Candidate
+    category: str | None
+    members: int
+    known: int  # members with a known target
+    share: float
+    segment_value: float
+    overall_value: float
+    lift: float | None
+    effect: float
+    p_value: float
+    adjusted: float = 1.0
+    missing_target: int = 0
+    known_all: int = 0
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def strength(self) -> float:
+        """``sqrt(share) × difference``: Klösgen's quality with a = 0.5, which favours purer groups.
+
+        It picks the suggestion saved for a direction (``save: {direction: below}``);
+        ranking uses ``effect`` (a = 1, WRAcc).
+        """
+        share = self.known / self.known_all if self.known_all else 0.0
+        return self.effect / math.sqrt(share) if share > 0 else 0.0
+
+
+def _matches(candidates: Sequence[Candidate]) -> Column:
+    """The indices of the candidates a row belongs to (at most one per tree level, roughly)."""
+    ids = F.array(*[F.when(c.condition, F.lit(i)) for i, c in enumerate(candidates)])
+    return F.explode(F.filter(ids, lambda x: x.isNotNull()))
+
+
+def numeric_stats(
+    df: DataFrame, candidates: Sequence[Candidate], center: float
+) -> tuple[list[Scored], dict[str, float]]:
+    """Numeric target ``_label`` (null = unknown), hold-out flag ``_holdout``.
+
+    Rows are exploded to (candidate, row) pairs and aggregated per candidate and hold-out
+    flag; the totals come from a second, narrow aggregate.
+    """
+    y = (F.col("_label") - F.lit(center)).alias("_y")
+    base = df.select(y, "_holdout")
+    moments = [
+        F.count(F.lit(1)).alias("n"),
+        F.count("_y").alias("k"),
+        F.sum("_y").alias("s"),
+        F.sum(F.col("_y") * F.col("_y")).alias("ss"),
+    ]
+    totals = {
+        bool(r["_holdout"]): r.asDict() for r in base.groupBy("_holdout").agg(*moments).collect()
+    }
+    exploded = df.select(y, "_holdout", _matches(candidates).alias("_c"))
+    per: dict[tuple[int, bool], dict[str, Any]] = {
+        (int(r["_c"]), bool(r["_holdout"])): r.asDict()
+        for r in exploded.groupBy("_c", "_holdout").agg(*moments).collect()
+    }
+    rows: dict[bool, dict[str, Any]] = {}
+    for h, t in totals.items():
+        row = {"N": t["n"], "K": t["k"], "S": t["s"], "SS": t["ss"]}
+        for i in range(len(candidates)):
+            got = per.get((i, h), {})
+            row |= {
+                f"n{i}": got.get("n", 0),
+                f"k{i}": got.get("k", 0),
+                f"s{i}": got.get("s"),
+                f"ss{i}": got.get("ss"),
+            }
+        rows[h] = row
+    total = _sum_rows(rows.values())
+    test = rows.get(True) or total
+    n_all, k_all = int(total["N"]), int(total["K"])
+    overall = center + (total["S"] or 0.0) / k_all if k_all else math.nan
+    out: list[Scored] = []
+    for i, c in enumerate(candidates):
+        n, k = int(total[f"n{i}"]), int(total[f"k{i}"])
+        if k == 0 or k == k_all:
+            continue
+        mean = center + (total[f"s{i}"] or 0.0) / k
+        p = _welch(test, i)
+        share = k / k_all
+        out.append(
+            Scored(
+                c,
+                None,
+                n,
+                k,
+                n / n_all,
+                mean,
+                overall,
+                mean / overall if overall else None,
+                share * (mean - overall),
+                p,
+                missing_target=n - k,
+                known_all=k_all,
+            )
+        )
+    return out, {"customers": float(n_all), "known": float(k_all), "overall": overall}
+
+
+def _sum_rows(rows: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for r in rows:
+        for key, v in r.items():
+            if key == "_holdout" or key.startswith("_label"):
+                continue
+            out[key] = (out.get(key) or 0) + (v or 0)
+    return out
+
+
+def _welch(r: dict[str, Any], i: int) -> float:
+    k1, k = int(r[f"k{i}"]), int(r["K"])
+    k2 = k - k1
+    if k1 < 2 or k2 < 2:
+        return 1.0
+    s1, ss1 = r[f"s{i}"] or 0.0, r[f"ss{i}"] or 0.0
+    s2, ss2 = (r["S"] or 0.0) - s1, (r["SS"] or 0.0) - ss1
+    m1, m2 = s1 / k1, s2 / k2
+    v1 = max(ss1 - k1 * m1 * m1, 0.0) / (k1 - 1)
+    v2 = max(ss2 - k2 * m2 * m2, 0.0) / (k2 - 1)
+    if v1 + v2 <= 0:
+        return 1.0
+    p = sps.ttest_ind_from_stats(
+        m1, math.sqrt(v1), k1, m2, math.sqrt(v2), k2, equal_var=False
+    ).pvalue
+    return float(p) if math.isfinite(p) else 1.0
+
+
+def categorical_stats(
+    df: DataFrame, candidates: Sequence[Candidate]
+) -> tuple[list[Scored], dict[str, float]]:
+    """Categorical target ``_label`` (a string, null = unknown): one row per candidate and category."""
+    totals = df.groupBy("_holdout", "_label").agg(F.count(F.lit(1)).alias("N")).collect()
+    per = (
+        df.select("_holdout", "_label", _matches(candidates).alias("_c"))
+        .groupBy("_c", "_holdout", "_label")
+        .agg(F.count(F.lit(1)).alias("n"))
+        .collect()
+    )
+    counts: dict[tuple[bool, str | None], dict[str, int]] = {}
+    for r in totals:
+        counts[(bool(r["_holdout"]), r["_label"])] = {"N": int(r["N"])} | {
+            f"n{i}": 0 for i in range(len(candidates))
+        }
+    for r in per:
+        counts[(bool(r["_holdout"]), r["_label"])][f"n{int(r['_c'])}"] = int(r["n"])
+    # per category (None = unknown target): counts over all rows, and over hold-out rows
+    full: dict[str | None, dict[str, int]] = {}
+    held: dict[str | None, dict[str, int]] = {}
+    for (holdout, label), d in counts.items():
+        for target in (full, held) if holdout else (full,):
+            acc = target.setdefault(label, {})
+            for k, v in d.items():
+                acc[k] = acc.get(k, 0) + v
+    if not held:
+        held = full
+    categories = sorted(c for c in full if c is not None)
+    n_all = sum(v["N"] for v in full.values())
+    k_all = sum(full[c]["N"] for c in categories)
+    h_all = sum(held[c]["N"] for c in categories if c in held)
+    out: list[Scored] = []
+    for i, cand in enumerate(candidates):
+        members = sum(v[f"n{i}"] for v in full.values())
+        known = sum(full[c][f"n{i}"] for c in categories)
+        h_known = sum(held[c][f"n{i}"] for c in categories if c in held)
+        if known == 0 or known == k_all:
+            continue
+        for cat in categories:
+            k_cat = full[cat][f"n{i}"]
+            p_sg, p_all = k_cat / known, full[cat]["N"] / k_all
+            h_cat = held.get(cat, {}).get(f"n{i}", 0)
+            h_cat_all = held.get(cat, {}).get("N", 0)
+            p = _two_proportions(h_cat, h_known, h_cat_all - h_cat, h_all - h_known)
+            share = known / k_all
+            out.append(
+                Scored(
+                    cand,
+                    cat,
+                    members,
+                    known,
+                    members / n_all,
+                    p_sg,
+                    p_all,
+                    p_sg / p_all if p_all else None,
+                    share * (p_sg - p_all),
+                    p,
+                    missing_target=members - known,
+                    known_all=k_all,
+                )
+            )
+    return out, {
+        "customers": float(n_all),
+        "known": float(k_all),
+        "categories": float(len(categories)),
+    }
+
+
+def _two_proportions(x1: int, n1: int, x2: int, n2: int) -> float:
+    if n1 < 1 or n2 < 1:
+        return 1.0
+    pooled = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se <= 0:
+        return 1.0
+    z = (x1 / n1 - x2 / n2) / se
+    return float(2 * sps.norm.sf(abs(z)))
+
+
+def select(
+    scored: list[Scored], *, alpha: float, min_members: int, categorical: bool
+) -> list[Scored]:
+    """Adjust p-values (BH over every test), keep the significant, large enough ones, rank by |Effect|.
+
+    Candidates with the same members and value (redundant conditions) are kept once,
+    with the fewest conditions; a candidate whose rules nest in (or hold) a better-ranked
+    one's with at least 85% of the members (e.g. the same rule with one more condition,
+    or ``Income > 98.6k`` next to ``Income > 95k``) is left out as a near duplicate.
+    """
+    if not scored:
+        return []
+    adjusted = sps.false_discovery_control([s.p_value for s in scored], method="bh")
+    for s, a in zip(scored, adjusted, strict=True):
+        s.adjusted = float(a)
+    kept = [
+        s
+        for s in scored
+        if s.adjusted <= alpha
+        and s.members >= min_members
+        and s.effect != 0
+        and (not categorical or s.effect > 0)
+    ]
+    kept.sort(
+        key=lambda s: (-abs(s.effect), s.candidate.conditions, s.candidate.rules, s.category or "")
+    )
+    unique: dict[tuple[Any, ...], Scored] = {}
+    for s in sorted(
+        kept, key=lambda s: (s.candidate.conditions, s.candidate.depth, s.candidate.rules)
+    ):
+        key = (s.category, s.members, s.known, round(s.segment_value, 9))
+        unique.setdefault(key, s)
+    chosen = {id(s) for s in unique.values()}
+    ranked = [s for s in kept if id(s) in chosen]
+    out: list[Scored] = []
+    for s in ranked:
+        if not any(_near_duplicate(better, s) for better in out):
+            out.append(s)
+    return out
+
+
+def _implies(inner: Rule, outer: Rule) -> bool:
+    """Every value meeting ``inner`` meets ``outer`` (same field)."""
+    if inner.field != outer.field:
+        return False
+    if isinstance(inner, CategoricalRule) and isinstance(outer, CategoricalRule):
+        return set(inner.allowed) <= set(outer.allowed)
+    if isinstance(inner, NumericRule) and isinstance(outer, NumericRule):
+        if inner.empty or outer.empty or (inner.nulls and not outer.nulls):
+            return inner.empty and outer.nulls
+        lo_ok = outer.low is None or (inner.low is not None and inner.low >= outer.low)
+        if outer.high is None:
+            hi_ok = True
+        elif inner.high is None:
+            hi_ok = False
+        elif outer.high_open and not inner.high_open:
+            hi_ok = inner.high < outer.high
+        else:
+            hi_ok = inner.high <= outer.high
+        return lo_ok and hi_ok
+    return False
+
+
+def contains(outer: Sequence[Rule], inner: Sequence[Rule]) -> bool:
+    """Whether the members of rule set ``inner`` are always members of ``outer``."""
+    return all(any(_implies(i, o) for i in inner) for o in outer)
+
+
+def _near_duplicate(better: Scored, s: Scored) -> bool:
+    """``s`` nests in ``better`` (or the reverse) with at least NESTED_OVERLAP of its members.
+
+    Nested rule sets overlap by exactly small/large members, so the check needs no data;
+    the worse-ranked of the two is left out (same category, same side of average).
+    """
+    a, b = better.candidate.rule_set, s.candidate.rule_set
+    if not a or not b or better.category != s.category or (better.effect > 0) != (s.effect > 0):
+        return False
+    if contains(a, b) or contains(b, a):
+        small, large = sorted((better.members, s.members))
+        return large > 0 and small / large >= NESTED_OVERLAP
+    return False
