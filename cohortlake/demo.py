@@ -170,7 +170,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.set_defaults(handler=_demo)
 
-    p = sub.add_parser("report", help="write the HTML report of a lakehouse (<root>/reports/contoso_lab.html)")
+    p = sub.add_parser(
+        "report", help="write the HTML report of a lakehouse (<root>/reports/contoso_lab.html)"
+    )
     add_common(p)
     p.set_defaults(handler=_report)
 

@@ -113,13 +113,30 @@ def _segments(ctx: Context, reports: Path, customers: int) -> str:
     runs = _read(ctx, ctx.lake.segment_runs_path())
     if runs is None or runs.empty:
         return "<p>No segment has run yet.</p>"
-    latest = runs.sort_values("EvaluatedAt").groupby("Segment").tail(1).sort_values("Segment").copy()
+    latest = (
+        runs.sort_values("EvaluatedAt").groupby("Segment").tail(1).sort_values("Segment").copy()
+    )
     latest["% of customers"] = 100.0 * latest["Members"] / max(customers, 1)
     runs_per = runs.groupby("Segment").size().rename("Runs")
     latest = latest.join(runs_per, on="Segment")
     parts = [
         f'<p class="muted">{customers:,} customers in the profile.</p>',
-        _table(latest, ["Segment", "Name", "Type", "Members", "% of customers", "Joined", "Left", "Runs", "TableVersion", "Status", "AsOf"]),
+        _table(
+            latest,
+            [
+                "Segment",
+                "Name",
+                "Type",
+                "Members",
+                "% of customers",
+                "Joined",
+                "Left",
+                "Runs",
+                "TableVersion",
+                "Status",
+                "AsOf",
+            ],
+        ),
     ]
     chart = _size_chart(runs, reports / "segment_sizes.png")
     if chart is not None:
@@ -131,7 +148,9 @@ def _quick(reports: Path) -> str:
     pngs = _pngs(reports / "quick")
     if not pngs:
         return "<p>No quick-create chart.</p>"
-    return "".join(f"<h3>{html.escape(p.stem.replace('_percentiles', ''))}</h3>{_img(p, p.stem)}" for p in pngs)
+    return "".join(
+        f"<h3>{html.escape(p.stem.replace('_percentiles', ''))}</h3>{_img(p, p.stem)}" for p in pngs
+    )
 
 
 def _insights(ctx: Context, reports: Path) -> tuple[str, str]:
@@ -147,8 +166,24 @@ def _insights(ctx: Context, reports: Path) -> tuple[str, str]:
         if frame is None:
             body = "<p>Not run yet.</p>"
         elif kind == "overlap":
-            counts = frame[frame["Kind"].isin(["segment_size", "pair", "exclusive", "all"])] if "Kind" in frame else frame
-            body = _table(counts, ["Kind", "SegmentA", "SegmentB", "Segments", "Members", "ShareOfA", "ShareOfB", "Jaccard"])
+            counts = (
+                frame[frame["Kind"].isin(["segment_size", "pair", "exclusive", "all"])]
+                if "Kind" in frame
+                else frame
+            )
+            body = _table(
+                counts,
+                [
+                    "Kind",
+                    "SegmentA",
+                    "SegmentB",
+                    "Segments",
+                    "Members",
+                    "ShareOfA",
+                    "ShareOfB",
+                    "Jaccard",
+                ],
+            )
         else:
             body = _table(
                 frame.sort_values("Rank") if "Rank" in frame else frame,
@@ -156,7 +191,9 @@ def _insights(ctx: Context, reports: Path) -> tuple[str, str]:
                  "PrimaryNulls", "OtherNulls", "Primary", "CompareTo"],
             )  # fmt: skip
         (overlap_html if kind == "overlap" else diff_html).append(title + body + charts)
-    return "".join(overlap_html) or "<p>No overlap insight.</p>", "".join(diff_html) or "<p>No differentiators insight.</p>"
+    return "".join(overlap_html) or "<p>No overlap insight.</p>", "".join(
+        diff_html
+    ) or "<p>No differentiators insight.</p>"
 
 
 def _expansion(ctx: Context, reports: Path) -> str:
@@ -164,7 +201,9 @@ def _expansion(ctx: Context, reports: Path) -> str:
     folder = reports / "expansions"
     for sub in sorted(folder.iterdir()) if folder.is_dir() else []:
         summary_path = sub / "summary.json"
-        summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        summary: dict[str, Any] = (
+            json.loads(summary_path.read_text()) if summary_path.exists() else {}
+        )
         parts.append(f"<h3>{html.escape(sub.name)}</h3>")
         if summary:
             quality = summary.get("held_out") or {}
@@ -179,11 +218,18 @@ def _expansion(ctx: Context, reports: Path) -> str:
                 "random pick recall": quality.get("random_recall"),
                 "lift over random": quality.get("lift"),
             }
-            rows = pd.DataFrame([{"what": k, "value": v} for k, v in facts.items() if v is not None])
+            rows = pd.DataFrame(
+                [{"what": k, "value": v} for k, v in facts.items() if v is not None]
+            )
             parts.append(_table(rows, ["what", "value"]))
             bands = summary.get("bands") or {}
             if bands:
-                parts.append(_table(pd.DataFrame([{"band": k, "members": v} for k, v in bands.items()]), ["band", "members"]))
+                parts.append(
+                    _table(
+                        pd.DataFrame([{"band": k, "members": v} for k, v in bands.items()]),
+                        ["band", "members"],
+                    )
+                )
         parts += [_img(p, p.stem) for p in _pngs(sub)]
     return "".join(parts) or "<p>No expansion.</p>"
 
@@ -195,7 +241,9 @@ def _suggestions(ctx: Context, reports: Path) -> str:
     for run in load_suggestion_runs(ctx.conf_dir, ctx.catalog):
         output = run.output
         frame = _read(ctx, ctx.lake.suggestion_path(output))
-        parts.append(f"<h3>{html.escape(run.name)} <span class='pill'>{html.escape(output)}</span></h3>")
+        parts.append(
+            f"<h3>{html.escape(run.name)} <span class='pill'>{html.escape(output)}</span></h3>"
+        )
         if frame is None or frame.empty:
             parts.append("<p>No significant suggestion.</p>")
         else:
@@ -233,8 +281,13 @@ def write_report(ctx: Context, demo: Any = None) -> str:
         rows = pd.DataFrame([{"stage": k, "seconds": round(v, 1)} for k, v in demo.timings.items()])
         timings = f"<section id='timings'><h2>Time per stage</h2>{_table(rows, ['stage', 'seconds'])}</section>"
     as_of = getattr(demo, "as_of", None)
-    subtitle = f"Lakehouse {html.escape(ctx.root)}" + (f" · as of {as_of:%Y-%m-%d}" if as_of else "")
-    body = "".join(f"<section id='{sid}'><h2>{html.escape(title)}</h2>{content}</section>" for sid, (title, content) in sections.items())
+    subtitle = f"Lakehouse {html.escape(ctx.root)}" + (
+        f" · as of {as_of:%Y-%m-%d}" if as_of else ""
+    )
+    body = "".join(
+        f"<section id='{sid}'><h2>{html.escape(title)}</h2>{content}</section>"
+        for sid, (title, content) in sections.items()
+    )
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width,initial-scale=1'>"

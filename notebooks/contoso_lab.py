@@ -16,7 +16,11 @@ from pathlib import Path
 from cohortlake import load_context, parse_as_of
 
 REPO = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd()
-ROOT = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("-") else str(REPO / "lakehouse")
+ROOT = (
+    sys.argv[1]
+    if len(sys.argv) > 1 and not sys.argv[1].startswith("-")
+    else str(REPO / "lakehouse")
+)
 ctx = load_context(REPO / "conf", root=ROOT)
 AS_OF = parse_as_of("2026-07-01")
 spark = ctx.spark
@@ -42,10 +46,24 @@ ctx.lake.read(ctx.lake.measures_path()).describe().show()
 
 from segmentation.quick import quick_create
 
-print(quick_create(ctx, field_name="State", op="eq", value="California", name="Customers from California", as_of=AS_OF).render())
 print(
     quick_create(
-        ctx, field_name="Average Web Purchase ($)", op="gt", value="138", name="High Value Online Customers", as_of=AS_OF
+        ctx,
+        field_name="State",
+        op="eq",
+        value="California",
+        name="Customers from California",
+        as_of=AS_OF,
+    ).render()
+)
+print(
+    quick_create(
+        ctx,
+        field_name="Average Web Purchase ($)",
+        op="gt",
+        value="138",
+        name="High Value Online Customers",
+        as_of=AS_OF,
     ).render()
 )
 
@@ -61,7 +79,11 @@ from segmentation.run import run_segments
 print(Path(REPO / "conf" / "segments" / "summer_promotion.yaml").read_text())
 for run in run_segments(ctx, as_of=AS_OF):
     print(run.segment, run.members, run.status)
-print(preview_segment(ctx, "SummerPromotion", limit=5, columns=["State", "AverageStorePurchase"]).render())
+print(
+    preview_segment(
+        ctx, "SummerPromotion", limit=5, columns=["State", "AverageStorePurchase"]
+    ).render()
+)
 
 # COMMAND ----------
 
@@ -73,7 +95,9 @@ from insights import run_insights
 
 for result in run_insights(ctx, as_of=AS_OF):
     print(result)
-spark.read.format("delta").load(ctx.lake.insight_path("HighValueOnlinevsCustomersfromCalifornia")).show(truncate=False)
+spark.read.format("delta").load(
+    ctx.lake.insight_path("HighValueOnlinevsCustomersfromCalifornia")
+).show(truncate=False)
 
 # COMMAND ----------
 
@@ -84,7 +108,11 @@ spark.read.format("delta").load(ctx.lake.insight_path("HighValueOnlinevsCustomer
 from expansion import run_expansions
 
 for result in run_expansions(ctx, as_of=AS_OF):
-    print(result.run.segment, result.run.members, f"held-out recall {result.held_out.recall:.2f} vs random {result.held_out.random_recall:.2f}")
+    print(
+        result.run.segment,
+        result.run.members,
+        f"held-out recall {result.held_out.recall:.2f} vs random {result.held_out.random_recall:.2f}",
+    )
 
 # COMMAND ----------
 
@@ -95,7 +123,9 @@ for result in run_expansions(ctx, as_of=AS_OF):
 from suggestions import run_suggestions, save_configured_suggestions
 
 for result in run_suggestions(ctx, as_of=AS_OF):
-    spark.read.format("delta").load(ctx.lake.suggestion_path(result.output)).select("Rank", "Summary").show(truncate=False)
+    spark.read.format("delta").load(ctx.lake.suggestion_path(result.output)).select(
+        "Rank", "Summary"
+    ).show(truncate=False)
 for path in save_configured_suggestions(ctx):
     print("saved", path)
 

@@ -24,7 +24,9 @@ def _run(args: argparse.Namespace) -> int:
     load_definitions(ctx.conf_dir, ctx.catalog)  # all problems before Spark starts
     runs = run_segments(ctx, _split(args.only), as_of, RunOptions(args.refresh_static, args.force))
     for r in runs:
-        print(f"{r.segment:<40} {r.type:<8} {r.status:<9} {r.members:>9,} members  +{r.joined:,} / -{r.left:,}  v{r.table_version}")
+        print(
+            f"{r.segment:<40} {r.type:<8} {r.status:<9} {r.members:>9,} members  +{r.joined:,} / -{r.left:,}  v{r.table_version}"
+        )
     return 0
 
 
@@ -77,7 +79,12 @@ def _export(args: argparse.Namespace) -> int:
     check_output_name(args.segment, "segment")
     ctx = context_from_args(args)
     path = export_segment(
-        ctx, args.segment, args.out, _split(args.columns), include_personal=args.include_personal, folder=args.folder
+        ctx,
+        args.segment,
+        args.out,
+        _split(args.columns),
+        include_personal=args.include_personal,
+        folder=args.folder,
     )
     print(f"exported {args.segment} to {path}")
     return 0
@@ -93,13 +100,26 @@ def _limit(text: str) -> int:
     return value
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     from cohortlake.cli import add_common
 
-    p = sub.add_parser("run", help="run segment definitions (all, or --only some) onto Delta tables")
-    p.add_argument("--only", action="append", metavar="OUTPUT[,OUTPUT]", help="run only these segments")
-    p.add_argument("--refresh-static", dest="refresh_static", action="store_true", help="re-evaluate static segments")
-    p.add_argument("--force", action="store_true", help="evaluate even when definition and inputs are unchanged")
+    p = sub.add_parser(
+        "run", help="run segment definitions (all, or --only some) onto Delta tables"
+    )
+    p.add_argument(
+        "--only", action="append", metavar="OUTPUT[,OUTPUT]", help="run only these segments"
+    )
+    p.add_argument(
+        "--refresh-static",
+        dest="refresh_static",
+        action="store_true",
+        help="re-evaluate static segments",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate even when definition and inputs are unchanged",
+    )
     add_common(p)
     p.set_defaults(handler=_run)
 
@@ -107,12 +127,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_common(p)
     p.set_defaults(handler=_validate)
 
-    p = sub.add_parser("quick-create", help="create a one-condition segment from a profile field or a measure")
-    p.add_argument("--field", "--measure", dest="field", required=True, help="profile attribute or measure")
+    p = sub.add_parser(
+        "quick-create", help="create a one-condition segment from a profile field or a measure"
+    )
+    p.add_argument(
+        "--field", "--measure", dest="field", required=True, help="profile attribute or measure"
+    )
     p.add_argument("--op", default="eq", help="operator (default eq)")
-    p.add_argument("--value", default=None, help="value; lists comma-separated; in_last as '30 days'")
+    p.add_argument(
+        "--value", default=None, help="value; lists comma-separated; in_last as '30 days'"
+    )
     p.add_argument("--name", default=None, help="segment name (output name is derived from it)")
-    p.add_argument("--out", default=None, help="folder for the definition file (default <conf>/segments)")
+    p.add_argument(
+        "--out", default=None, help="folder for the definition file (default <conf>/segments)"
+    )
     p.add_argument("--force", action="store_true", help="replace a different existing definition")
     add_common(p)
     p.set_defaults(handler=_quick)
@@ -124,11 +152,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_common(p)
     p.set_defaults(handler=_preview)
 
-    p = sub.add_parser("export", help="export a segment to CSV (formula-safe; personal data only when asked)")
+    p = sub.add_parser(
+        "export", help="export a segment to CSV (formula-safe; personal data only when asked)"
+    )
     p.add_argument("segment", help="segment output name")
     p.add_argument("--out", required=True, help="CSV file (or folder with --folder)")
-    p.add_argument("--columns", action="append", help="columns to export (default: the segment's own)")
-    p.add_argument("--include-personal", dest="include_personal", action="store_true", help="allow personal columns")
-    p.add_argument("--folder", action="store_true", help="write a folder of CSV parts (large segments)")
+    p.add_argument(
+        "--columns", action="append", help="columns to export (default: the segment's own)"
+    )
+    p.add_argument(
+        "--include-personal",
+        dest="include_personal",
+        action="store_true",
+        help="allow personal columns",
+    )
+    p.add_argument(
+        "--folder", action="store_true", help="write a folder of CSV parts (large segments)"
+    )
     add_common(p)
     p.set_defaults(handler=_export)

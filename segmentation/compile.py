@@ -178,7 +178,9 @@ class CustomerFrame:
                 self.need(node.column)
                 return leaf_test(F.col(node.column), node, self.as_of)
             case SegmentLeaf(output):
-                alias = self.segment_outputs.setdefault(output, f"__seg_{len(self.segment_outputs)}")
+                alias = self.segment_outputs.setdefault(
+                    output, f"__seg_{len(self.segment_outputs)}"
+                )
                 return F.col(alias)
             case RelatedLeaf():
                 alias = self._related(node)
@@ -213,7 +215,9 @@ class CustomerFrame:
             "min": F.min(picked),
             "max": F.max(picked),
         }[agg]
-        aggs[signature] = _Aggregate(alias, expr.alias(alias), agg in ("count", "count_distinct", "sum"))
+        aggs[signature] = _Aggregate(
+            alias, expr.alias(alias), agg in ("count", "count_distinct", "sum")
+        )
         return alias
 
     def build(self, lake: Lake, segment_tables: dict[str, DataFrame] | None = None) -> DataFrame:
@@ -221,11 +225,15 @@ class CustomerFrame:
         key = self.key
         profile_path = lake.profile_path(self.catalog.profile_entity)
         if not lake.exists(profile_path):
-            raise RunFailure(f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)")
+            raise RunFailure(
+                f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
+            )
         frame = lake.read(profile_path).select(key, *sorted(self.profile_columns))
         if self.measure_columns:
             if not lake.exists(lake.measures_path()):
-                raise RunFailure(f"measures table missing: {lake.measures_path()} (run `cohortlake measures`)")
+                raise RunFailure(
+                    f"measures table missing: {lake.measures_path()} (run `cohortlake measures`)"
+                )
             measures = lake.read(lake.measures_path()).select(key, *sorted(self.measure_columns))
             frame = frame.join(measures, key, "left")
         for entity, aggs in sorted(self._aggregates.items()):
@@ -245,5 +253,7 @@ class CustomerFrame:
                     raise RunFailure(f"segment {output} has no output yet: run it first")
                 table = lake.read(path)
             members = table.select(key).distinct().withColumn(alias, F.lit(True))
-            frame = frame.join(members, key, "left").withColumn(alias, F.coalesce(F.col(alias), F.lit(False)))
+            frame = frame.join(members, key, "left").withColumn(
+                alias, F.coalesce(F.col(alias), F.lit(False))
+            )
         return frame

@@ -34,7 +34,9 @@ def neutralise(column: Column) -> Column:
     return F.when(risky, F.concat(F.lit("'"), column)).otherwise(column)
 
 
-def _columns(ctx: Context, output: str, table: DataFrame, columns: Sequence[str], include_personal: bool) -> list[str]:
+def _columns(
+    ctx: Context, output: str, table: DataFrame, columns: Sequence[str], include_personal: bool
+) -> list[str]:
     problems: list[Problem] = []
     chosen: list[str] = []
     personal = {f.name for f in ctx.catalog.fields() if f.personal}
@@ -52,7 +54,13 @@ def _columns(ctx: Context, output: str, table: DataFrame, columns: Sequence[str]
                 continue
             ref_name = ref.name
         if ref_name in personal and not include_personal:
-            problems.append(Problem("--columns", f"[{i}]", f"{ref_name} is personal data; pass --include-personal to export it"))
+            problems.append(
+                Problem(
+                    "--columns",
+                    f"[{i}]",
+                    f"{ref_name} is personal data; pass --include-personal to export it",
+                )
+            )
             continue
         chosen.append(ref_name)
     if problems:
@@ -80,13 +88,21 @@ def export_segment(
     frame = table
     missing = [c for c in wanted if c not in table.columns]
     if missing:
-        profile_cols = [c for c in missing if (r := ctx.catalog.resolve(c)) is not None and r.source == "profile"]
+        profile_cols = [
+            c
+            for c in missing
+            if (r := ctx.catalog.resolve(c)) is not None and r.source == "profile"
+        ]
         if profile_cols:
-            profile = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols)
+            profile = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(
+                key, *profile_cols
+            )
             frame = frame.join(profile, key, "left")
         measure_cols = [c for c in missing if c not in profile_cols]
         if measure_cols:
-            frame = frame.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
+            frame = frame.join(
+                lake.read(lake.measures_path()).select(key, *measure_cols), key, "left"
+            )
     types = dict(frame.select(*wanted).dtypes)
     out = frame.select(
         *[neutralise(F.col(c)).alias(c) if types[c] == "string" else F.col(c) for c in wanted]

@@ -147,7 +147,10 @@ def canonical(node: Any) -> Any:
     if isinstance(node, tuple):
         return [canonical(n) for n in node]
     if is_dataclass(node) and not isinstance(node, type):
-        return {"node": type(node).__name__, **{f.name: canonical(getattr(node, f.name)) for f in fields(node)}}
+        return {
+            "node": type(node).__name__,
+            **{f.name: canonical(getattr(node, f.name)) for f in fields(node)},
+        }
     if isinstance(node, dict):
         return {k: canonical(v) for k, v in node.items()}
     if isinstance(node, list):

@@ -26,13 +26,17 @@ class SegmentPreview:
 
     def render(self) -> str:
         share = 100.0 * self.members / self.customers if self.customers else 0.0
-        lines = [f"{self.output}: {self.members:,} members ({share:.1f}% of {self.customers:,} customers)"]
+        lines = [
+            f"{self.output}: {self.members:,} members ({share:.1f}% of {self.customers:,} customers)"
+        ]
         if self.rows:
             cols = list(self.rows[0])
             widths = [max(len(c), *(len(_cell(r[c])) for r in self.rows)) for c in cols]
             lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
             for r in self.rows:
-                lines.append("  ".join(_cell(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True)))
+                lines.append(
+                    "  ".join(_cell(r[c]).ljust(w) for c, w in zip(cols, widths, strict=True))
+                )
         if self.history:
             lines.append("size over runs:")
             for h in self.history:
@@ -47,7 +51,9 @@ def _cell(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def preview_segment(ctx: Context, output: str, limit: int = 10, columns: Sequence[str] = ()) -> SegmentPreview:
+def preview_segment(
+    ctx: Context, output: str, limit: int = 10, columns: Sequence[str] = ()
+) -> SegmentPreview:
     """Count, first ``limit`` members (ordered by key) with chosen profile/measure columns, history."""
     key = ctx.catalog.key
     resolved: list[tuple[str, str]] = []
@@ -72,15 +78,24 @@ def preview_segment(ctx: Context, output: str, limit: int = 10, columns: Sequenc
     profile_cols = [n for n, s in resolved if s == "profile"]
     measure_cols = [n for n, s in resolved if s == "measure"]
     if profile_cols:
-        frame = frame.join(lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols), key, "left")
+        frame = frame.join(
+            lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols),
+            key,
+            "left",
+        )
     if measure_cols:
         frame = frame.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
-    rows = [r.asDict() for r in frame.select(key, *[n for n, _ in resolved]).orderBy(key).limit(limit).collect()]
+    rows = [
+        r.asDict()
+        for r in frame.select(key, *[n for n, _ in resolved]).orderBy(key).limit(limit).collect()
+    ]
     history: list[dict[str, Any]] = []
     runs = lake.segment_runs()
     if runs is not None:
         history = [
             r.asDict()
-            for r in runs.filter(F.lower("Segment") == output.lower()).orderBy("EvaluatedAt").collect()
+            for r in runs.filter(F.lower("Segment") == output.lower())
+            .orderBy("EvaluatedAt")
+            .collect()
         ]
     return SegmentPreview(output, members.count(), customers, rows, history)

@@ -60,7 +60,9 @@ class QuickCreate:
             lines += [f"  p{p:<3} {v:>14,.2f}" for p, v in self.percentiles if p in _SHOWN]
         if self.chart:
             lines.append(f"percentile chart: {self.chart}")
-        lines.append(f"estimated size: {self.members:,} of {self.customers:,} customers ({share:.1f}%)")
+        lines.append(
+            f"estimated size: {self.members:,} of {self.customers:,} customers ({share:.1f}%)"
+        )
         lines.append(f"definition {self.status}: {self.path}")
         return "\n".join(lines)
 
@@ -124,7 +126,11 @@ def quick_create(
         raise InputError(f"unknown operator {op!r}", file="--op")
     parsed = _parse_value(value, ref.type, op)
     label = f"{ref.display} {op} {value}" if value is not None else f"{ref.display} {op}"
-    raw: dict[str, Any] = {"name": name or label, "type": "dynamic", "where": {"attribute": ref.name, "op": op}}
+    raw: dict[str, Any] = {
+        "name": name or label,
+        "type": "dynamic",
+        "where": {"attribute": ref.name, "op": op},
+    }
     if parsed is not None:
         raw["where"]["value"] = parsed
     registry = registered_outputs(ctx.conf_dir)
@@ -142,13 +148,21 @@ def quick_create(
     column = F.col(ref.name)
     if ref.type in ("number", "integer"):
         fractions = [p / 100 for p in PERCENTILES]
-        row = base.agg(F.percentile_approx(column.cast("double"), fractions, 10000).alias("p")).first()
+        row = base.agg(
+            F.percentile_approx(column.cast("double"), fractions, 10000).alias("p")
+        ).first()
         values = list(row["p"] or []) if row else []
         result.percentiles = list(zip(PERCENTILES, values, strict=False))
         if values:
             result.chart = _chart(ctx, definition, ref.display, result.percentiles, parsed)
     else:
-        top = base.groupBy(column.alias("v")).count().orderBy(F.desc("count"), F.asc_nulls_last("v")).limit(10).collect()
+        top = (
+            base.groupBy(column.alias("v"))
+            .count()
+            .orderBy(F.desc("count"), F.asc_nulls_last("v"))
+            .limit(10)
+            .collect()
+        )
         result.top_values = [(r["v"], int(r["count"])) for r in top]
     if status == "written":
         _write(path, raw)
@@ -157,30 +171,49 @@ def quick_create(
 
 
 def _status(
-    path: Path, definition: SegmentDefinition, ctx: Context, force: bool, registry: dict[str, tuple[str, str, str]]
+    path: Path,
+    definition: SegmentDefinition,
+    ctx: Context,
+    force: bool,
+    registry: dict[str, tuple[str, str, str]],
 ) -> str:
     """'unchanged' when the file holds the same definition, else 'written' (if allowed)."""
     if path.exists():
-        existing = parse_definitions([(str(path), load_document(path))], ctx.catalog, {k: v[0] for k, v in registry.items()})
+        existing = parse_definitions(
+            [(str(path), load_document(path))], ctx.catalog, {k: v[0] for k, v in registry.items()}
+        )
         if len(existing) == 1 and existing[0].definition_hash == definition.definition_hash:
             return "unchanged"
         if not force:
-            raise InputError(Problem(str(path), "", "a different definition exists; pass --force to replace it"))
+            raise InputError(
+                Problem(str(path), "", "a different definition exists; pass --force to replace it")
+            )
     else:
         taken = registry.get(definition.output.lower())
         if taken is not None and not force:
-            raise InputError(Problem(taken[2], "output", f"output name {definition.output!r} is already used by {taken[1]}"))
+            raise InputError(
+                Problem(
+                    taken[2],
+                    "output",
+                    f"output name {definition.output!r} is already used by {taken[1]}",
+                )
+            )
     return "written"
 
 
 def _write(path: Path, raw: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text("# Written by `cohortlake quick-create`; edit freely.\n" + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True))
+    tmp.write_text(
+        "# Written by `cohortlake quick-create`; edit freely.\n"
+        + yaml.safe_dump(raw, sort_keys=False, allow_unicode=True)
+    )
     tmp.replace(path)
 
 
-def _chart(ctx: Context, d: SegmentDefinition, label: str, points: list[tuple[int, float]], threshold: Any) -> str:
+def _chart(
+    ctx: Context, d: SegmentDefinition, label: str, points: list[tuple[int, float]], threshold: Any
+) -> str:
     import matplotlib
 
     matplotlib.use("Agg")

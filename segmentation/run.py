@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cohortlake.context import Context
@@ -42,7 +42,9 @@ class RunOptions:
     force: bool = False
 
 
-def select_definitions(defs: Sequence[SegmentDefinition], only: Sequence[str] | None) -> list[SegmentDefinition]:
+def select_definitions(
+    defs: Sequence[SegmentDefinition], only: Sequence[str] | None
+) -> list[SegmentDefinition]:
     """The chosen definitions (all when ``only`` is empty), in dependency order."""
     if not only:
         return list(defs)
@@ -69,9 +71,13 @@ def _levels(defs: Sequence[SegmentDefinition]) -> list[list[SegmentDefinition]]:
     return out
 
 
-def _inputs_hash(ctx: Context, d: SegmentDefinition, frame: CustomerFrame, as_of: dt.datetime) -> str:
+def _inputs_hash(
+    ctx: Context, d: SegmentDefinition, frame: CustomerFrame, as_of: dt.datetime
+) -> str:
     lake = ctx.lake
-    versions: dict[str, int | None] = {"profile": lake.version(lake.profile_path(ctx.catalog.profile_entity))}
+    versions: dict[str, int | None] = {
+        "profile": lake.version(lake.profile_path(ctx.catalog.profile_entity))
+    }
     if frame.measure_columns:
         versions["measures"] = lake.version(lake.measures_path())
     for entity in frame.entities:
@@ -90,7 +96,11 @@ def _last_runs(ctx: Context) -> dict[str, dict[str, object]]:
     latest = (
         runs.filter(F.col("Status").isin("succeeded", "kept", "skipped"))
         .groupBy("Segment")
-        .agg(F.max_by(F.struct("DefinitionHash", "InputsHash", "Members", "TableVersion"), "EvaluatedAt").alias("r"))
+        .agg(
+            F.max_by(
+                F.struct("DefinitionHash", "InputsHash", "Members", "TableVersion"), "EvaluatedAt"
+            ).alias("r")
+        )
         .select("Segment", "r.*")
     )
     return {row["Segment"].lower(): row.asDict() for row in latest.collect()}
@@ -108,7 +118,13 @@ def run_segments(
     chosen = select_definitions(defs, only)
     as_of = as_of or dt.datetime.now(dt.UTC).replace(microsecond=0)
     run_id = new_run_id()
-    log.info("segment run %s: %d of %d definitions, as of %s", run_id, len(chosen), len(defs), as_of.isoformat())
+    log.info(
+        "segment run %s: %d of %d definitions, as of %s",
+        run_id,
+        len(chosen),
+        len(defs),
+        as_of.isoformat(),
+    )
     history = _last_runs(ctx)
     results: list[SegmentRun] = []
     for depth, level in enumerate(_levels(chosen)):
@@ -126,9 +142,9 @@ def _run_level(
     options: RunOptions,
     history: dict[str, dict[str, object]],
 ) -> list[SegmentRun]:
-    lake, key = ctx.lake, ctx.catalog.key
+    lake = ctx.lake
     frame = CustomerFrame(ctx.catalog, as_of)
-    conditions = {}
+    conditions: dict[str, Column] = {}
     for d in level:
         conditions[d.output] = frame.condition(d.where)
         for column in d.project:
@@ -141,9 +157,18 @@ def _run_level(
         last = history.get(d.output.lower())
         path = lake.segment_path(d.output)
         version = lake.version(path)
-        if d.type == "static" and version is not None and last is not None and not options.refresh_static:
+        if (
+            d.type == "static"
+            and version is not None
+            and last is not None
+            and not options.refresh_static
+        ):
             results.append(_unchanged(d, run_id, as_of, now, last, version, "kept"))
-            log.info("segment %s: static, kept %s members (use --refresh-static to re-evaluate)", d.output, last["Members"])
+            log.info(
+                "segment %s: static, kept %s members (use --refresh-static to re-evaluate)",
+                d.output,
+                last["Members"],
+            )
             continue
         inputs[d.output] = _inputs_hash(ctx, d, frame, as_of)
         if (
@@ -165,20 +190,38 @@ def _run_level(
 
 
 def _unchanged(
-    d: SegmentDefinition, run_id: str, as_of: dt.datetime, now: dt.datetime, last: dict[str, object], version: int, status: str
+    d: SegmentDefinition,
+    run_id: str,
+    as_of: dt.datetime,
+    now: dt.datetime,
+    last: dict[str, object],
+    version: int,
+    status: str,
 ) -> SegmentRun:
     members = int(last["Members"])  # type: ignore[call-overload]
+    inputs = str(last["InputsHash"]) if last["InputsHash"] is not None else None
     return SegmentRun(
-        d.output, d.name, d.type, run_id, as_of, now, members, 0, 0, d.definition_hash, version,
-        str(last["InputsHash"]) if last["InputsHash"] is not None else None, status,
-    )  # fmt: skip
+        d.output,
+        d.name,
+        d.type,
+        run_id,
+        as_of,
+        now,
+        members,
+        0,
+        0,
+        d.definition_hash,
+        version,
+        inputs,
+        status,
+    )
 
 
 def _evaluate(
     ctx: Context,
     defs: list[SegmentDefinition],
     frame: CustomerFrame,
-    conditions: dict[str, object],
+    conditions: dict[str, Column],
     as_of: dt.datetime,
     run_id: str,
     inputs: dict[str, str],
@@ -186,29 +229,51 @@ def _evaluate(
     lake, key = ctx.lake, ctx.catalog.key
     base = frame.build(lake)
     projected = sorted({c for d in defs for c in d.project})
-    flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]  # type: ignore[attr-defined]
+    flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]
     flags = base.select(key, *projected, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = flags.agg(*[F.sum(F.col(f"__m{i}").cast("long")).alias(f"n{i}") for i in range(len(defs))]).first()
-        members = [int(counts[f"n{i}"] or 0) for i in range(len(defs))] if counts else [0] * len(defs)
+        counts = flags.agg(
+            *[F.sum(F.col(f"__m{i}").cast("long")).alias(f"n{i}") for i in range(len(defs))]
+        ).first()
+        members = (
+            [int(counts[f"n{i}"] or 0) for i in range(len(defs))] if counts else [0] * len(defs)
+        )
         joined, left = _changes(ctx, defs, flags, members)
         results = []
         for i, d in enumerate(defs):
             out = flags.filter(F.col(f"__m{i}")).select(key, *d.project)
             version = lake.overwrite(out, lake.segment_path(d.output), cdf=True, metadata=run_id)
-            results.append(
-                SegmentRun(
-                    d.output, d.name, d.type, run_id, as_of, dt.datetime.now(dt.UTC), members[i], joined[i], left[i],
-                    d.definition_hash, version, inputs.get(d.output),
-                )  # fmt: skip
+            run = SegmentRun(
+                segment=d.output,
+                name=d.name,
+                type=d.type,
+                run_id=run_id,
+                as_of=as_of,
+                evaluated_at=dt.datetime.now(dt.UTC),
+                members=members[i],
+                joined=joined[i],
+                left=left[i],
+                definition_hash=d.definition_hash,
+                table_version=version,
+                inputs_hash=inputs.get(d.output),
             )
-            log.info("segment %s: %d members (+%d / -%d), version %d", d.output, members[i], joined[i], left[i], version)
+            results.append(run)
+            log.info(
+                "segment %s: %d members (+%d / -%d), version %d",
+                d.output,
+                members[i],
+                joined[i],
+                left[i],
+                version,
+            )
     finally:
         flags.unpersist()
     return results
 
 
-def _changes(ctx: Context, defs: list[SegmentDefinition], flags: DataFrame, members: list[int]) -> tuple[list[int], list[int]]:
+def _changes(
+    ctx: Context, defs: list[SegmentDefinition], flags: DataFrame, members: list[int]
+) -> tuple[list[int], list[int]]:
     """Joined and Left per segment against each table's previous version, in one join.
 
     Previous memberships are stacked as (key, segment index); joining them to the new
@@ -232,7 +297,9 @@ def _changes(ctx: Context, defs: list[SegmentDefinition], flags: DataFrame, memb
         .groupBy("__seg")
         .agg(
             F.count(F.lit(1)).alias("before"),
-            F.sum(F.coalesce(F.element_at("__new", F.col("__seg")), F.lit(False)).cast("long")).alias("kept"),
+            F.sum(
+                F.coalesce(F.element_at("__new", F.col("__seg")), F.lit(False)).cast("long")
+            ).alias("kept"),
         )
         .collect()
     )

@@ -105,7 +105,10 @@ class _Validator:
     # -- tree --------------------------------------------------------------------------
     def node(self, raw: Any, path: str, scope: _Scope) -> Node | None:
         if not isinstance(raw, dict):
-            self.err(path, f"expected a condition (a mapping with one of {', '.join(_NODE_KEYS)}), got {_show(raw)}")
+            self.err(
+                path,
+                f"expected a condition (a mapping with one of {', '.join(_NODE_KEYS)}), got {_show(raw)}",
+            )
             return None
         kinds = [k for k in _NODE_KEYS if k in raw]
         if not kinds:
@@ -113,7 +116,10 @@ class _Validator:
             self.err(path, f"expected one of {', '.join(_NODE_KEYS)}; found {unknown}")
             return None
         if len(kinds) > 1:
-            self.err(path, f"a condition is exactly one of {', '.join(_NODE_KEYS)}; found {' and '.join(kinds)}")
+            self.err(
+                path,
+                f"a condition is exactly one of {', '.join(_NODE_KEYS)}; found {' and '.join(kinds)}",
+            )
             return None
         kind = kinds[0]
         if kind in ("all", "any"):
@@ -122,7 +128,9 @@ class _Validator:
             if not isinstance(children, list) or not children:
                 self.err(_join(path, kind), f"'{kind}' needs a non-empty list of conditions")
                 return None
-            parsed = [self.node(c, _join(_join(path, kind), i), scope) for i, c in enumerate(children)]
+            parsed = [
+                self.node(c, _join(_join(path, kind), i), scope) for i, c in enumerate(children)
+            ]
             if any(p is None for p in parsed):
                 return None
             nodes = tuple(p for p in parsed if p is not None)
@@ -135,11 +143,17 @@ class _Validator:
             return self.attribute_leaf(raw, path, scope)
         if kind == "related":
             if scope.entity is not None:
-                self.err(_join(path, "related"), "related leaves are not allowed inside an entity's condition")
+                self.err(
+                    _join(path, "related"),
+                    "related leaves are not allowed inside an entity's condition",
+                )
                 return None
             return self.related_leaf(raw, path)
         if scope.entity is not None:
-            self.err(_join(path, "segment"), "segment leaves are not allowed inside an entity's condition")
+            self.err(
+                _join(path, "segment"),
+                "segment leaves are not allowed inside an entity's condition",
+            )
             return None
         self._only(raw, {"segment"}, path)
         return self.segment_leaf(raw["segment"], _join(path, "segment"))
@@ -170,14 +184,21 @@ class _Validator:
         if column is None or ftype is None or op is None:
             return None
         if ftype not in _OP_TYPES[op]:
-            self.err(_join(path, "op"), f"operator {op!r} does not apply to {ftype} attribute {column}")
+            self.err(
+                _join(path, "op"), f"operator {op!r} does not apply to {ftype} attribute {column}"
+            )
             return None
         ignore_case = raw.get("ignore_case", False)
         if not isinstance(ignore_case, bool):
-            self.err(_join(path, "ignore_case"), f"expected true or false, got {_show(ignore_case)}")
+            self.err(
+                _join(path, "ignore_case"), f"expected true or false, got {_show(ignore_case)}"
+            )
             return None
         if ignore_case and ftype != "string":
-            self.err(_join(path, "ignore_case"), f"ignore_case applies to string attributes, {column} is {ftype}")
+            self.err(
+                _join(path, "ignore_case"),
+                f"ignore_case applies to string attributes, {column} is {ftype}",
+            )
             return None
         value = self._value(raw, op, ftype, path)
         if value is _INVALID or not ok:
@@ -186,7 +207,12 @@ class _Validator:
 
     def _resolve(self, name: Any, path: str, scope: _Scope) -> tuple[str | None, str | None, Any]:
         if not isinstance(name, str) or not name.strip():
-            self.err(path, "required key is missing" if name is None else f"expected an attribute name, got {_show(name)}")
+            self.err(
+                path,
+                "required key is missing"
+                if name is None
+                else f"expected an attribute name, got {_show(name)}",
+            )
             return None, None, "profile"
         if scope.entity is None:
             ref = self.catalog.resolve(name)
@@ -206,7 +232,12 @@ class _Validator:
 
     def _op(self, raw: Any, path: str) -> str | None:
         if not isinstance(raw, str):
-            self.err(path, "required key is missing" if raw is None else f"expected an operator name, got {_show(raw)}")
+            self.err(
+                path,
+                "required key is missing"
+                if raw is None
+                else f"expected an operator name, got {_show(raw)}",
+            )
             return None
         op = ALIASES.get(raw, raw)
         if op not in OPERATORS:
@@ -307,7 +338,9 @@ class _Validator:
 
     def window(self, raw: Any, path: str) -> Window | None:
         if not isinstance(raw, dict):
-            self.err(path, f"expected {{n: NUMBER, unit: days|weeks|months|years}}, got {_show(raw)}")
+            self.err(
+                path, f"expected {{n: NUMBER, unit: days|weeks|months|years}}, got {_show(raw)}"
+            )
             return None
         ok = self._only(raw, {"n", "unit"}, path)
         n, unit = raw.get("n"), raw.get("unit")
@@ -317,7 +350,7 @@ class _Validator:
         if unit not in _UNITS:
             self.err(_join(path, "unit"), f"expected one of {', '.join(_UNITS)}, got {_show(unit)}")
             ok = False
-        return Window(n, unit) if ok else None
+        return Window(int(n), unit) if ok and isinstance(n, int) else None  # type: ignore[arg-type]
 
     def related_leaf(self, raw: dict[str, Any], path: str) -> RelatedLeaf | None:
         ok = self._only(raw, _RELATED_KEYS, path)
@@ -325,7 +358,9 @@ class _Validator:
         found = self.catalog.activity(name) if isinstance(name, str) else None
         if found is None:
             known = ", ".join(self.catalog.activities) or "none"
-            self.err(_join(path, "related"), f"unknown activity entity {_show(name)} (known: {known})")
+            self.err(
+                _join(path, "related"), f"unknown activity entity {_show(name)} (known: {known})"
+            )
             return None
         entity, spec = found
         scope = _Scope(entity, spec.event_time)
@@ -337,7 +372,11 @@ class _Validator:
         if "within" in raw:
             within = self.window(raw["within"], _join(path, "within"))
             ok = ok and within is not None
-        having = self.having(raw.get("having", {"agg": "count", "op": "gte", "value": 1}), _join(path, "having"), scope)
+        having = self.having(
+            raw.get("having", {"agg": "count", "op": "gte", "value": 1}),
+            _join(path, "having"),
+            scope,
+        )
         if not ok or having is None:
             return None
         return RelatedLeaf(entity, spec.event_time, where, within, having)
@@ -349,7 +388,9 @@ class _Validator:
         ok = self._only(raw, _HAVING_KEYS, path)
         agg = raw.get("agg")
         if agg not in AGGREGATES:
-            self.err(_join(path, "agg"), f"expected one of {', '.join(AGGREGATES)}, got {_show(agg)}")
+            self.err(
+                _join(path, "agg"), f"expected one of {', '.join(AGGREGATES)}, got {_show(agg)}"
+            )
             return None
         attribute: str | None = None
         ftype = "integer"
@@ -364,7 +405,10 @@ class _Validator:
             attribute = column
             if agg in ("sum", "avg"):
                 if atype not in ("number", "integer"):
-                    self.err(_join(path, "attribute"), f"'{agg}' needs a number attribute, {column} is {atype}")
+                    self.err(
+                        _join(path, "attribute"),
+                        f"'{agg}' needs a number attribute, {column} is {atype}",
+                    )
                     return None
                 ftype = "number"
             elif agg in ("min", "max"):
@@ -373,12 +417,18 @@ class _Validator:
         if op is None:
             return None
         if ftype not in _OP_TYPES[op]:
-            self.err(_join(path, "op"), f"operator {op!r} does not apply to the {ftype} value of {agg}")
+            self.err(
+                _join(path, "op"), f"operator {op!r} does not apply to the {ftype} value of {agg}"
+            )
             return None
         value = self._value(raw, op, ftype, path)
         if value is _INVALID or not ok:
             return None
-        return Having(agg, attribute, AttributeLeaf(f"{agg}({attribute or '*'})", ftype, op, value, False, "aggregate"))
+        return Having(
+            agg,
+            attribute,
+            AttributeLeaf(f"{agg}({attribute or '*'})", ftype, op, value, False, "aggregate"),
+        )
 
     # -- definitions -------------------------------------------------------------------
     def definition(self, raw: Any, path: str) -> SegmentDefinition | None:
@@ -389,7 +439,12 @@ class _Validator:
         self._only(raw, _DEF_KEYS, path)
         name = raw.get("name")
         if not isinstance(name, str) or not name.strip():
-            self.err(_join(path, "name"), "required key is missing" if name is None else f"expected a name, got {_show(name)}")
+            self.err(
+                _join(path, "name"),
+                "required key is missing"
+                if name is None
+                else f"expected a name, got {_show(name)}",
+            )
             name = None
         elif len(name) > 200:
             self.err(_join(path, "name"), f"name is {len(name)} characters; at most 200")
@@ -398,11 +453,19 @@ class _Validator:
         if output is None and isinstance(name, str):
             output = derive_output_name(name)
             if not output:
-                self.err(_join(path, "name"), f"name {name!r} derives to no output name; set output")
+                self.err(
+                    _join(path, "name"), f"name {name!r} derives to no output name; set output"
+                )
             elif not OUTPUT_NAME.match(output):
-                self.err(_join(path, "name"), f"name derives to {output!r}, not a valid output name; set output")
+                self.err(
+                    _join(path, "name"),
+                    f"name derives to {output!r}, not a valid output name; set output",
+                )
         elif output is not None and (not isinstance(output, str) or not OUTPUT_NAME.match(output)):
-            self.err(_join(path, "output"), f"output {_show(output)} must start with a letter and hold only letters and digits (max 128)")
+            self.err(
+                _join(path, "output"),
+                f"output {_show(output)} must start with a letter and hold only letters and digits (max 128)",
+            )
         kind = raw.get("type", "dynamic")
         if kind not in ("dynamic", "static"):
             self.err(_join(path, "type"), f"expected dynamic or static, got {_show(kind)}")
@@ -457,7 +520,9 @@ def _timestamp(value: Any) -> dt.datetime | None:
     return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
 
 
-def validate_entity_condition(raw: Any, catalog: Catalog, entity: str, file: str, path: str) -> list[Problem]:
+def validate_entity_condition(
+    raw: Any, catalog: Catalog, entity: str, file: str, path: str
+) -> list[Problem]:
     """Problems of a condition over one activity entity's columns (measures' filters)."""
     v = _Validator(catalog, file)
     found = catalog.activity(entity)
@@ -534,11 +599,19 @@ def parse_definitions(
         where = _join(path, "output") if "output" in doc else _join(path, "name")
         prior = seen.get(d.output.lower())
         if prior is not None:
-            problems.append(Problem(file, where, f"output name {d.output!r} is already used in {prior.file}"))
+            problems.append(
+                Problem(file, where, f"output name {d.output!r} is already used in {prior.file}")
+            )
             continue
         other = (taken or {}).get(d.output.lower())
         if other is not None:
-            problems.append(Problem(file, where, f"output name {d.output!r} is already used by {other[1]} in {other[2]}"))
+            problems.append(
+                Problem(
+                    file,
+                    where,
+                    f"output name {d.output!r} is already used by {other[1]} in {other[2]}",
+                )
+            )
             continue
         seen[d.output.lower()] = d
         definitions.append(d)
@@ -567,7 +640,13 @@ def _cycles(defs: list[SegmentDefinition]) -> list[Problem]:
                     reported.add(key)
                     first = by_name[cycle[0]]
                     names = " -> ".join(by_name[c].output for c in cycle)
-                    problems.append(Problem(first.file, _join(first.path, "where"), f"cycle between segment leaves: {names}"))
+                    problems.append(
+                        Problem(
+                            first.file,
+                            _join(first.path, "where"),
+                            f"cycle between segment leaves: {names}",
+                        )
+                    )
             elif state.get(nxt) is None:
                 visit(nxt, [*stack, nxt])
         state[node] = 2

@@ -93,7 +93,9 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 90
         while "registered with master" not in (logs / "worker.log").read_text():
             if time.monotonic() > deadline:
-                raise TimeoutError("worker did not register:\n" + (logs / "worker.log").read_text()[-2000:])
+                raise TimeoutError(
+                    "worker did not register:\n" + (logs / "worker.log").read_text()[-2000:]
+                )
             time.sleep(0.5)
         yield url
     finally:
@@ -114,13 +116,19 @@ def _zip_project(target: Path) -> Path:
     return target
 
 
-def test_segment_job_on_standalone_cluster_equals_local(spark, standalone: str, tmp_path: Path) -> None:
+def test_segment_job_on_standalone_cluster_equals_local(
+    spark, standalone: str, tmp_path: Path
+) -> None:
     conf = tmp_path / "conf"
     conf.mkdir()
     shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
     shutil.copytree(REPO / "conf" / "segments", conf / "segments")
     for extra in (conf / "segments").iterdir():
-        if extra.name not in ("customers_from_california.yaml", "high_value_online_customers.yaml", "summer_promotion.yaml"):
+        if extra.name not in (
+            "customers_from_california.yaml",
+            "high_value_online_customers.yaml",
+            "summer_promotion.yaml",
+        ):
             extra.unlink()
     local_root, cluster_root = tmp_path / "local", tmp_path / "cluster"
     ctx = load_context(conf, root=str(local_root), spark=spark)
@@ -143,11 +151,23 @@ def test_segment_job_on_standalone_cluster_equals_local(spark, standalone: str, 
         str(REPO / "jobs" / "run_segments.py"),
         "--conf", str(conf), "--root", str(cluster_root), "--as-of", "2026-07-01",
     ]  # fmt: skip
-    done = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    done = subprocess.run(
+        cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for output, members in local.items():
-        cluster = {r[0] for r in spark.read.format("delta").load(str(cluster_root / "segments" / output)).collect()}
-        here = {r[0] for r in spark.read.format("delta").load(str(local_root / "segments" / output)).collect()}
+        cluster = {
+            r[0]
+            for r in spark.read.format("delta")
+            .load(str(cluster_root / "segments" / output))
+            .collect()
+        }
+        here = {
+            r[0]
+            for r in spark.read.format("delta")
+            .load(str(local_root / "segments" / output))
+            .collect()
+        }
         assert cluster == here and len(cluster) == members
         assert f"{output}" in done.stdout
     runs = spark.read.format("delta").load(str(cluster_root / "segment_runs")).toPandas()

@@ -31,7 +31,11 @@ def demo(spark, tmp_path_factory: pytest.TempPathFactory):
     conf = base / "conf"
     shutil.copytree(REPO / "conf", conf)
     for extra in (conf / "segments").iterdir():
-        if extra.name not in ("customers_from_california.yaml", "high_value_online_customers.yaml", "summer_promotion.yaml"):
+        if extra.name not in (
+            "customers_from_california.yaml",
+            "high_value_online_customers.yaml",
+            "summer_promotion.yaml",
+        ):
             extra.unlink()
     ctx = load_context(conf, root=str(base / "lakehouse"), spark=spark)
     return ctx, run_demo(ctx, customers=2000, seed=42, as_of=AS_OF)
@@ -49,12 +53,25 @@ def test_demo_writes_every_table_of_the_layout(demo) -> None:
         lake.suggestion_path("LifetimeSpendSuggestions"), lake.suggestion_path("CustomerSatisfactionSuggestions"),
     ]  # fmt: skip
     assert [p for p in outputs if not lake.exists(p)] == []
-    assert set(result.timings) >= {"generate", "measures", "segments", "insights", "expansion", "suggestions", "report"}
+    assert set(result.timings) >= {
+        "generate",
+        "measures",
+        "segments",
+        "insights",
+        "expansion",
+        "suggestions",
+        "report",
+    }
     saved = result.outputs.get("saved_segments") or []
     assert saved and all(r.members > 0 for r in saved)
     profile = lake.read(lake.profile_path("Customer")).toPandas()
     cal = set(profile.loc[profile["State"] == "California", "CustomerId"])
-    got = {r[0] for r in lake.read(lake.segment_path("CustomersFromCalifornia")).select("CustomerId").collect()}
+    got = {
+        r[0]
+        for r in lake.read(lake.segment_path("CustomersFromCalifornia"))
+        .select("CustomerId")
+        .collect()
+    }
     assert got == cal
 
 
@@ -66,10 +83,17 @@ def test_other_engines_read_the_outputs(demo) -> None:
     frame = deltalake.DeltaTable(path).to_pandas()
     assert {"CustomerId", "SimilarityScore", "SimilarityBand"} <= set(frame.columns)
     assert frame["SimilarityScore"].between(0.55, 1.0).all()
-    con = duckdb.connect()  # DuckDB's own delta extension is a download; it reads delta-rs's Arrow here
+    con = (
+        duckdb.connect()
+    )  # DuckDB's own delta extension is a download; it reads delta-rs's Arrow here
     runs = deltalake.DeltaTable(ctx.lake.segment_runs_path()).to_pyarrow_table()
-    counted = con.execute("SELECT Segment, max(Members) FROM runs GROUP BY Segment ORDER BY Segment").fetchall()
-    assert dict(counted) == {s: int(m) for s, m in zip(runs["Segment"].to_pylist(), runs["Members"].to_pylist(), strict=True)}
+    counted = con.execute(
+        "SELECT Segment, max(Members) FROM runs GROUP BY Segment ORDER BY Segment"
+    ).fetchall()
+    assert dict(counted) == {
+        s: int(m)
+        for s, m in zip(runs["Segment"].to_pylist(), runs["Members"].to_pylist(), strict=True)
+    }
 
 
 def test_report_loads_in_chromium_and_shows_every_section(demo) -> None:

@@ -30,7 +30,12 @@ def test_job_is_a_guarded_thin_entry_point(job: Path) -> None:
 
 
 def test_job_script_runs_as_a_script() -> None:
-    done = subprocess.run([sys.executable, str(REPO / "jobs" / "run_insights.py"), "--help"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "jobs" / "run_insights.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "--conf" in done.stdout and "--root" in done.stdout
 

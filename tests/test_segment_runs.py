@@ -398,8 +398,12 @@ def test_export_neutralises_formulas_and_hides_personal_data(
         ]
     )
     assert code == 2
-    errors = [line for line in capsys.readouterr().err.splitlines() if " INFO " not in line]  # log lines aside
-    assert errors == ["error: --columns: [0]: Email is personal data; pass --include-personal to export it"]
+    errors = [
+        line for line in capsys.readouterr().err.splitlines() if " INFO " not in line
+    ]  # log lines aside
+    assert errors == [
+        "error: --columns: [0]: Email is personal data; pass --include-personal to export it"
+    ]
     assert not (tmp_path / "x.csv").exists()
 
 
