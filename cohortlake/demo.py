@@ -116,7 +116,9 @@ def run_demo(
     result.outputs["suggestions"] = _stage(
         result, "suggestions", lambda: run_suggestions(ctx, as_of=as_of)
     )
-    saved = _stage(result, "save suggestion", lambda: save_configured_suggestions(ctx))
+    saved = _stage(
+        result, "save suggestion", lambda: _save_suggestions(ctx, save_configured_suggestions)
+    )
     result.outputs["saved_files"] = saved
     if saved:
         names = [_output_of(p) for p in saved]
@@ -127,6 +129,17 @@ def run_demo(
 
     result.report = _stage(result, "report", lambda: write_report(ctx, result))
     return result
+
+
+def _save_suggestions(ctx: Context, save: Callable[[Context], list[Any]]) -> list[Any]:
+    """Apply the configured saves; a run with nothing significant to save is reported, not fatal."""
+    from cohortlake.errors import RunFailure
+
+    try:
+        return save(ctx)
+    except RunFailure as exc:
+        log.warning("no suggestion saved: %s", exc)
+        return []
 
 
 def _output_of(path: Any) -> str:

@@ -44,6 +44,7 @@ def get_spark(
 ) -> SparkSession:
     """Get or create the Delta-enabled session (``master`` and ``conf`` override defaults)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers use this interpreter
     active = SparkSession.getActiveSession()
     if active is not None:
         return active

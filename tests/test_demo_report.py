@@ -38,7 +38,7 @@ def demo(spark, tmp_path_factory: pytest.TempPathFactory):
         ):
             extra.unlink()
     ctx = load_context(conf, root=str(base / "lakehouse"), spark=spark)
-    return ctx, run_demo(ctx, customers=1000, seed=42, as_of=AS_OF)
+    return ctx, run_demo(ctx, customers=2000, seed=42, as_of=AS_OF)
 
 
 def test_demo_writes_every_table_of_the_layout(demo) -> None:
