@@ -133,6 +133,7 @@ class _Aggregate:
     alias: str
     expr: Column
     zero_when_empty: bool
+    rows: Column
 
 
 @dataclass
@@ -216,7 +217,7 @@ class CustomerFrame:
             "max": F.max(picked),
         }[agg]
         aggs[signature] = _Aggregate(
-            alias, expr.alias(alias), agg in ("count", "count_distinct", "sum")
+            alias, expr.alias(alias), agg in ("count", "count_distinct", "sum"), rows
         )
         return alias
 
@@ -240,7 +241,11 @@ class CustomerFrame:
             path = lake.activity_path(entity)
             if not lake.exists(path):
                 raise RunFailure(f"activity table missing: {path}")
-            grouped = lake.read(path).groupBy(key).agg(*[a.expr for a in aggs.values()])
+            # Rows no leaf selects add nothing to any aggregate: drop them before the shuffle.
+            wanted = _fold([a.rows for a in aggs.values()], "or")
+            grouped = (
+                lake.read(path).filter(wanted).groupBy(key).agg(*[a.expr for a in aggs.values()])
+            )
             frame = frame.join(grouped, key, "left")
             for a in aggs.values():
                 if a.zero_when_empty:
