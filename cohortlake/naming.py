@@ -13,7 +13,13 @@ from typing import Any
 from cohortlake.config import load_document
 from cohortlake.errors import InputError, Problem
 
-__all__ = ["DEFINITION_KINDS", "definition_files", "derive_output_name", "registered_outputs"]
+__all__ = [
+    "DEFINITION_KINDS",
+    "definition_files",
+    "derive_output_name",
+    "read_definition_files",
+    "registered_outputs",
+]
 
 DEFINITION_KINDS = ("segments", "insights", "expansions", "suggestions")
 _WORD = re.compile(r"[^\W_]+")
@@ -40,6 +46,21 @@ def definition_files(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if p.suffix.lower() in (".yaml", ".yml", ".json") and p.is_file()
     )
+
+
+def read_definition_files(folder: Path) -> tuple[list[tuple[str, Any]], list[Problem]]:
+    """Parse every definition file of a folder: ``(file, data)`` pairs and the files' own problems.
+
+    A file that does not parse is reported and skipped, so the others are still checked.
+    """
+    parsed: list[tuple[str, Any]] = []
+    problems: list[Problem] = []
+    for path in definition_files(folder):
+        try:
+            parsed.append((str(path), load_document(path)))
+        except InputError as exc:
+            problems.extend(exc.problems)
+    return parsed, problems
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:

@@ -17,10 +17,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cohortlake.catalog import Catalog, FieldRef
-from cohortlake.config import load_document, pydantic_problems
+from cohortlake.config import pydantic_problems
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
-from cohortlake.naming import definition_files, derive_output_name, registered_outputs
+from cohortlake.naming import (
+    derive_output_name,
+    read_definition_files,
+    registered_outputs,
+)
 
 __all__ = [
     "DEFAULT_NEIGHBOURS",
@@ -271,15 +275,9 @@ def load_expansions(conf_dir: str | Path, catalog: Catalog) -> list[Expansion]:
     """Validate every definition in ``<conf>/expansions``; all problems at once, in run order."""
     conf = Path(conf_dir)
     registry = registered_outputs(conf)
-    problems: list[Problem] = []
     out: list[Expansion] = []
-    for path in definition_files(conf / "expansions"):
-        file = str(path)
-        try:
-            data = load_document(path)
-        except InputError as exc:
-            problems.extend(exc.problems)
-            continue
+    files, problems = read_definition_files(conf / "expansions")
+    for file, data in files:
         for base, raw in _documents(data):
             exp, errs = _validate_one(raw, catalog, registry, file, base)
             problems.extend(errs)

@@ -29,10 +29,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cohortlake.catalog import Catalog, FieldRef
-from cohortlake.config import load_document, pydantic_problems
+from cohortlake.config import pydantic_problems
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
-from cohortlake.naming import definition_files, derive_output_name, registered_outputs
+from cohortlake.naming import (
+    derive_output_name,
+    read_definition_files,
+    registered_outputs,
+)
 
 __all__ = [
     "ALL_OTHERS",
@@ -287,15 +291,9 @@ def load_insights(conf_dir: str | Path, catalog: Catalog) -> list[InsightDefinit
     conf = Path(conf_dir)
     registry = registered_outputs(conf)
     definitions: list[InsightDefinition] = []
-    problems: list[Problem] = []
     outputs: dict[str, tuple[str, str]] = {}
-    for path in definition_files(conf / "insights"):
-        file = str(path)
-        try:
-            data = load_document(path)
-        except InputError as exc:
-            problems.extend(exc.problems)
-            continue
+    files, problems = read_definition_files(conf / "insights")
+    for file, data in files:
         for prefix, doc in _documents(data):
             definition, found = validate_insight(doc, catalog, registry, file, prefix)
             problems.extend(found)

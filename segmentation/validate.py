@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from cohortlake.catalog import Catalog
-from cohortlake.config import load_document
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
-from cohortlake.naming import definition_files, derive_output_name, registered_outputs
+from cohortlake.naming import (
+    derive_output_name,
+    read_definition_files,
+    registered_outputs,
+)
 from segmentation.model import (
     AGGREGATES,
     ALIASES,
@@ -686,11 +689,7 @@ def load_definitions(conf_dir: str | Path, catalog: Catalog) -> list[SegmentDefi
     conf = Path(conf_dir)
     problems: list[Problem] = []
     sources: list[tuple[str, Any]] = []
-    for f in definition_files(conf / "segments"):
-        try:
-            sources.append((str(f), load_document(f)))
-        except InputError as exc:
-            problems.extend(exc.problems)
+    sources, problems = read_definition_files(conf / "segments")
     try:
         others = registered_outputs(conf, ("expansions", "insights", "suggestions"))
     except InputError as exc:

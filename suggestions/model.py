@@ -15,10 +15,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from cohortlake.catalog import Catalog, FieldRef
-from cohortlake.config import load_document, pydantic_problems
+from cohortlake.config import pydantic_problems
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
-from cohortlake.naming import definition_files, derive_output_name, registered_outputs
+from cohortlake.naming import (
+    derive_output_name,
+    read_definition_files,
+    registered_outputs,
+)
 
 __all__ = [
     "MAX_INFLUENCER_CATEGORIES",
@@ -220,14 +224,9 @@ def load_suggestion_runs(conf_dir: str | Path, catalog: Catalog) -> list[Suggest
     suggestions (ignoring case) as the naming rule requires.
     """
     conf = Path(conf_dir)
-    problems: list[Problem] = []
     runs: list[SuggestionRun] = []
-    for file in definition_files(conf / "suggestions"):
-        try:
-            data = load_document(file)
-        except InputError as exc:
-            problems += exc.problems
-            continue
+    files, problems = read_definition_files(conf / "suggestions")
+    for file, data in files:
         for path, doc in _documents(data):
             try:
                 runs.append(validate_suggestion(doc, catalog, str(file), path))
