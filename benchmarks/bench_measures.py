@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
+import yaml
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -88,10 +92,47 @@ def _floor(lake: Lake, catalog: Catalog) -> DataFrame:
     )
 
 
+# Measures a CDP typically declares next to the lab's three (counts per channel, extremes,
+# product breadth): the one-pass advantage grows with the number of measures.
+_CDP_MEASURES: dict[str, dict[str, Any]] = {
+    "PurchaseCount": {"source": "Purchases", "agg": "count"},
+    "WebPurchaseCount": {"source": "Purchases", "agg": "count",
+                         "where": {"attribute": "Channel", "op": "eq", "value": "web"}},
+    "StorePurchaseCount": {"source": "Purchases", "agg": "count",
+                           "where": {"attribute": "Channel", "op": "eq", "value": "store"}},
+    "LargestPurchase": {"source": "Purchases", "agg": "max", "attribute": "Amount"},
+    "SmallestPurchase": {"source": "Purchases", "agg": "min", "attribute": "Amount"},
+    "WebSpend": {"source": "Purchases", "agg": "sum", "attribute": "Amount",
+                 "where": {"attribute": "Channel", "op": "eq", "value": "web"}},
+    "ProductsBought": {"source": "Purchases", "agg": "count_distinct", "attribute": "Product"},
+}  # fmt: skip
+
+
+def _cdp_catalog() -> Catalog:
+    """The Contoso catalog plus the typical CDP measures above (10 measures in all)."""
+    doc = yaml.safe_load((REPO / "conf" / "catalog.yaml").read_text())
+    doc["measures"].update(_CDP_MEASURES)
+    folder = Path(tempfile.mkdtemp(prefix="bench-measures-"))
+    try:
+        (folder / "catalog.yaml").write_text(yaml.safe_dump(doc))
+        return load_catalog(folder / "catalog.yaml")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
+    """Both scenarios: the lab's 3 measures, then a 10-measure CDP catalog."""
+    lab = load_catalog(REPO / "conf" / "catalog.yaml")
+    rows = _scenario(spark, size, workdir, lab, "measures")
+    rows += _scenario(spark, size, workdir, _cdp_catalog(), "measures (10, CDP set)")
+    return rows
+
+
+def _scenario(
+    spark: SparkSession, size: int, workdir: str, catalog: Catalog, name: str
+) -> list[dict[str, Any]]:
     """Time the one-pass job, the per-measure queries and the floor; report the two ratios."""
     lake = Lake(spark, lake_root(workdir, size))
-    catalog = load_catalog(REPO / "conf" / "catalog.yaml")
     scratch = Lake(spark, scratch_dir(workdir, size, "measures"))
     repeat = 3 if size <= 200_000 else 2
     n = len(catalog.measures)
@@ -99,6 +140,7 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
     floor = time_call(
         lambda: scratch.overwrite(_floor(lake, catalog), scratch.path("floor")), repeat=repeat
     )
+    one_pass_target = Lake(spark, scratch.path("one_pass"))
     log.info("floor (scan and sum): %.2f s", floor)
     per_measure = time_call(
         lambda: scratch.overwrite(_per_measure(lake, catalog), scratch.path("per_measure")),
@@ -107,13 +149,13 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
     log.info("per-measure queries (%d): %.2f s", n, per_measure)
     rows = [
         row(
-            "measures",
+            name,
             "floor scan-and-sum seconds",
             floor,
             note="groupBy CustomerId sum(Amount) -> Delta",
         ),
         row(
-            "measures",
+            name,
             "per-measure queries seconds",
             per_measure,
             note=f"{n} queries joined -> Delta",
@@ -126,24 +168,27 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
         note = "skipped: cohortlake.measures.compute_measures not available"
         nan = float("nan")
         rows += [
-            row("measures", "one-pass seconds", nan, note=note),
-            row("measures", "one-pass / floor", nan, "<= 1.3x", note),
-            row("measures", "per-measure / one-pass", nan, ">= 2.5x", note),
+            row(name, "one-pass seconds", nan, note=note),
+            row(name, "one-pass / floor", nan, "<= 1.3x", note),
+            row(name, "per-measure / one-pass", nan, ">= 2.5x", note),
         ]
         return rows
-    one_pass = time_call(lambda: compute_measures(spark, lake, catalog), repeat=repeat)
+    one_pass = time_call(
+        lambda: compute_measures(spark, _Reading(spark, lake, one_pass_target), catalog),
+        repeat=repeat,
+    )
     log.info("one-pass measures job: %.2f s", one_pass)
     rows += [
-        row("measures", "one-pass seconds", one_pass, note=f"compute_measures, {n} measures"),
+        row(name, "one-pass seconds", one_pass, note=f"compute_measures, {n} measures"),
         row(
-            "measures",
+            name,
             "one-pass / floor",
             one_pass / floor,
             "<= 1.3x",
             f"min of {repeat} after a warm-up",
         ),
         row(
-            "measures",
+            name,
             "per-measure / one-pass",
             per_measure / one_pass,
             ">= 2.5x",
@@ -151,3 +196,15 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
         ),
     ]
     return rows
+
+
+class _Reading(Lake):
+    """Reads the benchmark lakehouse, writes the measures table to scratch (the lab's
+    measures table stays as the lab catalog made it)."""
+
+    def __init__(self, spark: SparkSession, source: Lake, target: Lake):
+        super().__init__(spark, source.root)
+        self._target = target
+
+    def measures_path(self) -> str:
+        return self._target.path("CustomerMeasures")

@@ -8,7 +8,7 @@ import logging
 
 from cohortlake.context import parse_as_of
 
-__all__ = ["positive_int", "register"]
+__all__ = ["positive_int", "register", "seed_int"]
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """A random seed: a whole number that fits Spark's 64-bit long."""
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must fit in 64 bits: {text!r}")
     return value
 
 
@@ -51,10 +62,12 @@ def _generate(args: argparse.Namespace) -> int:
 
 def _measures(args: argparse.Namespace) -> int:
     from cohortlake.cli import context_from_args
-    from cohortlake.measures import compute_measures
+    from cohortlake.measures import compute_measures, measures_by_source
 
     ctx = context_from_args(args)
-    version = compute_measures(ctx.spark, ctx.lake, ctx.catalog, parse_as_of(args.as_of))
+    as_of = parse_as_of(args.as_of)
+    ctx.check_tables(activities=measures_by_source(ctx.catalog))
+    version = compute_measures(ctx.spark, ctx.lake, ctx.catalog, as_of)
     print(
         f"measures: {', '.join(ctx.catalog.measures)} -> {ctx.lake.measures_path()} (version {version})"
     )
@@ -71,7 +84,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--customers", type=positive_int, default=5000, help="number of customers (default 5000)"
     )
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--seed", type=seed_int, default=42, help="random seed (default 42)")
     p.add_argument(
         "--end", type=_date, default=DEFAULT_END, help=f"last purchase date (default {DEFAULT_END})"
     )

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cohortlake.errors import InputError, Problem
 
@@ -64,6 +64,9 @@ def load_document(path: str | Path) -> Any:
         if p.suffix.lower() == ".json":
             return json.loads(text)
         return yaml.load(text, Loader=_UniqueKeyLoader)
+    except RecursionError:
+        kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
+        raise InputError(Problem(name, "", f"invalid {kind}: nested too deeply")) from None
     except json.JSONDecodeError as exc:
         raise InputError(
             Problem(name, "", f"invalid JSON at line {exc.lineno}: {exc.msg}")
@@ -114,6 +117,16 @@ class SparkSettings(BaseModel):
 
     master: str = "local[*]"
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _scalar_values(cls, v: Any) -> Any:
+        # One line per bad option, not one per member of the value's union type.
+        if isinstance(v, dict):
+            for key, value in v.items():
+                if not isinstance(value, str | int | float | bool):
+                    raise ValueError(f"option {key!r} needs a text, number or true/false value")
+        return v
 
 
 class LakehouseConfig(BaseModel):

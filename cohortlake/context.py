@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from cohortlake.catalog import Catalog, load_catalog
 from cohortlake.config import LakehouseConfig, load_lakehouse_config
-from cohortlake.errors import InputError
+from cohortlake.errors import InputError, Problem
 from cohortlake.lake import Lake
 
 __all__ = ["Context", "load_context", "parse_as_of"]
@@ -53,6 +54,54 @@ class Context:
 
     def conf_path(self, *parts: str) -> Path:
         return self.conf_dir.joinpath(*parts)
+
+    def check_tables(
+        self,
+        *,
+        profile: bool = True,
+        measures: bool = False,
+        activities: Iterable[str] = (),
+        segments: Iterable[str] = (),
+    ) -> None:
+        """The tables a job reads must exist, and the profile hold rows, before it writes.
+
+        A missing table or an empty profile is bad input for the job: an InputError (exit
+        2, one line per table, nothing written) instead of a failure half-way through.
+        """
+        lake = self.lake
+        problems: list[Problem] = []
+        if profile:
+            path = lake.profile_path(self.catalog.profile_entity)
+            if not lake.exists(path):
+                problems.append(
+                    Problem(
+                        path,
+                        "",
+                        "missing Delta table: the customer profile (run `cohortlake generate` or load your data)",
+                    )
+                )
+            elif lake.read(path).limit(1).count() == 0:
+                problems.append(Problem(path, "", "the customer profile table has no rows"))
+        if measures and not lake.exists(lake.measures_path()):
+            problems.append(
+                Problem(
+                    lake.measures_path(),
+                    "",
+                    "missing Delta table: the measures (run `cohortlake measures`)",
+                )
+            )
+        for entity in dict.fromkeys(activities):
+            path = lake.activity_path(entity)
+            if not lake.exists(path):
+                problems.append(Problem(path, "", f"missing Delta table: activity {entity}"))
+        for output in dict.fromkeys(segments):
+            path = lake.segment_path(output)
+            if not lake.exists(path):
+                problems.append(
+                    Problem(path, "", f"missing Delta table: segment {output} has not been run yet")
+                )
+        if problems:
+            raise InputError(problems)
 
 
 def load_context(

@@ -40,8 +40,12 @@ class DemoResult:
             lines.append(f"  segment {r.segment:<44} {r.members:>7,} members ({r.status})")
         for r in self.outputs.get("saved_segments") or []:
             lines.append(f"  segment {r.segment:<44} {r.members:>7,} members (saved suggestion)")
-        for line in self.outputs.get("lines", []):
-            lines.append(f"  {line}")
+        for e in self.outputs.get("expansions") or []:
+            lines.append(f"  segment {e.output:<44} {e.run.members:>7,} members (expansion)")
+        for run in self.outputs.get("suggestions") or []:
+            lines.append("")
+            lines.append(f"  {run.output}: {run.kept} significant of {run.candidates} candidates")
+            lines += [f"    {row['Rank']}. {row['Summary']}" for row in run.rows[:5]]
         lines.append("")
         lines.append("time per stage:")
         for stage, seconds in self.timings.items():
@@ -173,13 +177,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from cohortlake.cli import add_common
-    from cohortlake.commands import positive_int
+    from cohortlake.commands import positive_int, seed_int
 
     p = sub.add_parser("demo", help="run the whole Contoso Coffee lab end to end")
     p.add_argument(
         "--customers", type=positive_int, default=5000, help="customers to generate (default 5000)"
     )
-    p.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    p.add_argument("--seed", type=seed_int, default=42, help="random seed (default 42)")
     add_common(p)
     p.set_defaults(handler=_demo)
 

@@ -6,14 +6,32 @@ the new one, never a half-written one. Paths are joined with ``/`` so cloud URIs
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import logging
+import random
 import re
+import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
+from delta.exceptions import (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cohortlake.errors import InputError, RunFailure
@@ -22,12 +40,28 @@ __all__ = [
     "OUTPUT_NAME",
     "SEGMENT_RUNS_SCHEMA",
     "Lake",
+    "Replaced",
     "SegmentRun",
     "check_output_name",
     "new_run_id",
 ]
 
 log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+# Another writer committed first; the losing commit wrote nothing visible and may be retried.
+_CONFLICTS: tuple[type[Exception], ...] = (
+    ConcurrentAppendException,
+    ConcurrentDeleteDeleteException,
+    ConcurrentDeleteReadException,
+    ConcurrentTransactionException,
+    ConcurrentWriteException,
+    DeltaConcurrentModificationException,
+    MetadataChangedException,
+    ProtocolChangedException,
+)
+_USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 OUTPUT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,127}$")
 
@@ -64,6 +98,16 @@ def check_output_name(name: str, file: str = "", path: str = "output") -> str:
 def new_run_id() -> str:
     """A unique run id (time-ordered prefix for readability)."""
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+@dataclass(frozen=True)
+class Replaced:
+    """One membership commit: the version it made and how the membership changed."""
+
+    version: int
+    members: int
+    joined: int
+    left: int
 
 
 @dataclass(frozen=True)
@@ -157,21 +201,120 @@ class Lake:
         if metadata:
             writer = writer.option("userMetadata", metadata)
         writer.save(path)
-        return self._version_after_write(path)
+        return self._version_after_write(path, metadata)
 
     def append(self, df: DataFrame, path: str, *, metadata: str | None = None) -> int:
-        """Append rows in one commit and return the new version."""
-        writer = df.write.format("delta").mode("append")
-        if metadata:
-            writer = writer.option("userMetadata", metadata)
-        writer.save(path)
-        return self._version_after_write(path)
+        """Append rows in one commit (retried when a concurrent writer created the table)."""
 
-    def _version_after_write(self, path: str) -> int:
+        def write() -> int:
+            writer = df.write.format("delta").mode("append")
+            if metadata:
+                writer = writer.option("userMetadata", metadata)
+            writer.save(path)
+            return self._version_after_write(path, metadata)
+
+        return _retry_conflicts(path, write)
+
+    def _version_after_write(self, path: str, metadata: str | None = None) -> int:
+        """The version this process just committed: found by its metadata when it has one,
+        because a concurrent writer may have committed after it."""
+        if metadata:
+            found = (
+                DeltaTable.forPath(self.spark, path)
+                .history(50)
+                .filter(F.col("userMetadata") == F.lit(metadata))
+                .agg(F.max("version"))
+                .first()
+            )
+            if found is not None and found[0] is not None:
+                return int(found[0])
         v = self.version(path)
         if v is None:
             raise RunFailure(f"write to {path} left no Delta table")
         return v
+
+    @contextlib.contextmanager
+    def commit_metadata(self, metadata: str) -> Iterator[None]:
+        """Tag every Delta commit of this session (MERGE included) with ``metadata``."""
+        previous = self.spark.conf.get(_USER_METADATA, None)
+        self.spark.conf.set(_USER_METADATA, metadata)
+        try:
+            yield
+        finally:
+            if previous is None:
+                self.spark.conf.unset(_USER_METADATA)
+            else:
+                self.spark.conf.set(_USER_METADATA, previous)
+
+    def replace_members(
+        self,
+        members: DataFrame,
+        path: str,
+        *,
+        key: str,
+        run_id: str,
+        count: int | None = None,
+    ) -> Replaced:
+        """Make a segment table hold exactly ``members``, in one commit, with CDF on.
+
+        An existing table is changed with one MERGE (insert who joined, delete who left,
+        update changed projected columns), so its Change Data Feed says who joined and
+        who left, and Joined/Left come from that commit's own metrics. A concurrent
+        commit makes the MERGE fail without writing; it is retried, which is safe because
+        it only states the final membership. Call inside ``commit_metadata(run_id)``.
+        """
+        members_count = count if count is not None else members.count()
+        return _retry_conflicts(
+            path, lambda: self._replace_once(members, path, key, run_id, members_count)
+        )
+
+    def _replace_once(
+        self, members: DataFrame, path: str, key: str, run_id: str, count: int
+    ) -> Replaced:
+        if not self.exists(path):
+            try:
+                (
+                    members.write.format("delta")
+                    .mode("errorifexists")
+                    .option("delta.enableChangeDataFeed", "true")
+                    .option("userMetadata", run_id)
+                    .save(path)
+                )
+            except AnalysisException as exc:
+                if self.exists(path):  # created by a concurrent run in the meantime
+                    raise _Created(str(exc)) from exc
+                raise
+            return Replaced(self._version_after_write(path, run_id), count, count, 0)
+        target = DeltaTable.forPath(self.spark, path)
+        if target.toDF().columns != members.columns:
+            return self._replace_reshaped(members, path, key, run_id, count)
+        others = [c for c in members.columns if c != key]
+        builder = target.alias("t").merge(members.alias("s"), _qcol("t", key) == _qcol("s", key))
+        if others:
+            changed = functools.reduce(
+                lambda a, b: a | b, [~_qcol("t", c).eqNullSafe(_qcol("s", c)) for c in others]
+            )
+            builder = builder.whenMatchedUpdate(
+                condition=changed, set={_quote(c): _qcol("s", c) for c in others}
+            )
+        metrics = builder.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
+        row = metrics.first()
+        joined = int(row["num_inserted_rows"]) if row else 0
+        left = int(row["num_deleted_rows"]) if row else 0
+        return Replaced(self._version_after_write(path, run_id), count, joined, left)
+
+    def _replace_reshaped(
+        self, members: DataFrame, path: str, key: str, run_id: str, count: int
+    ) -> Replaced:
+        """The projected columns changed: replace the table whole (CDF then shows a rewrite)."""
+        old = self.read(path).select(key).cache()
+        try:
+            kept = old.join(members.select(key), key, "left_semi").count()
+            before = old.count()
+            version = self.overwrite(members, path, cdf=True, metadata=run_id)
+        finally:
+            old.unpersist()
+        return Replaced(version, count, count - kept, before - kept)
 
     # -- segments ----------------------------------------------------------------------
     def segment_runs(self) -> DataFrame | None:
@@ -201,21 +344,13 @@ class Lake:
         The membership commit carries the run id as Delta ``userMetadata``.
         """
         path = self.segment_path(output)
-        previous = self.read(path).select(key) if self.exists(path) else None
         members = members.cache()
         try:
-            count = members.count()
-            if previous is not None:
-                old = previous.cache()
-                joined = members.select(key).join(old, key, "left_anti").count()
-                left = old.join(members.select(key), key, "left_anti").count()
-            else:
-                old, joined, left = None, count, 0
-            version = self.overwrite(members, path, cdf=True, metadata=run_id)
-            if old is not None:
-                old.unpersist()
+            with self.commit_metadata(run_id):
+                done = self.replace_members(members, path, key=key, run_id=run_id)
         finally:
             members.unpersist()
+        count, joined, left, version = done.members, done.joined, done.left, done.version
         run = SegmentRun(
             segment=output,
             name=name,
@@ -260,6 +395,37 @@ class Lake:
         ]
         df = self.spark.createDataFrame(rows, SEGMENT_RUNS_SCHEMA)
         self.append(df, self.segment_runs_path())
+
+
+class _Created(Exception):
+    """The table appeared while this run was creating it (a concurrent first run)."""
+
+
+_RETRYABLE: tuple[type[Exception], ...] = (*_CONFLICTS, _Created)
+
+
+def _retry_conflicts(path: str, commit: Callable[[], _T], attempts: int = 6) -> _T:
+    """Run a commit, retrying with jittered backoff when a concurrent commit won."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return commit()
+        except _RETRYABLE as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if attempt == attempts:
+                raise RunFailure(
+                    f"{path}: gave up after {attempts} concurrent-commit conflicts ({reason})"
+                ) from exc
+            log.warning("%s: concurrent commit (%s), retry %d", path, type(exc).__name__, attempt)
+            time.sleep(min(4.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.5))
+    raise AssertionError("unreachable")
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _qcol(alias: str, name: str) -> Column:
+    return F.col(f"{alias}.{_quote(name)}")
 
 
 def _aware_utc(ts: dt.datetime) -> dt.datetime:

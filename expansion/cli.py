@@ -30,6 +30,19 @@ def _expand(args: argparse.Namespace) -> int:
     as_of = parse_as_of(args.as_of)
     ctx = context_from_args(args)
     defs = load_expansions(ctx.conf_dir, ctx.catalog)
+    wanted = {o.lower() for o in args.output or []}
+    chosen = [e for e in defs if not wanted or e.output.lower() in wanted]
+    if len(chosen) == (len(wanted) or len(defs)):  # unknown names are reported by the run
+        produced = {e.output.lower() for e in chosen}
+        ctx.check_tables(
+            measures=any(f.source == "measure" for e in chosen for f in e.fields),
+            segments=[
+                s
+                for e in chosen
+                for s in (e.source, e.pool_segment)
+                if s is not None and s.lower() not in produced
+            ],
+        )
     results = run_expansions(ctx, outputs=args.output, as_of=as_of, expansions=defs)
     for r in results:
         h = r.held_out

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cohortlake.catalog import Catalog, FieldRef
 from cohortlake.config import pydantic_problems
@@ -44,10 +51,10 @@ _NUMERIC_TYPES = ("number", "integer", "date", "timestamp")
 
 
 class _MaxSize(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     percent: float | None = Field(default=None, gt=0, le=100)
-    count: int | None = Field(default=None, ge=1)
+    count: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _MaxSize:
@@ -73,8 +80,16 @@ class _Definition(BaseModel):
     pool: Literal["all_except_source"] | _PoolSegment = "all_except_source"
     max_size: _MaxSize = Field(default_factory=lambda: _MaxSize(percent=DEFAULT_PERCENT))
     include_source: bool = False
-    seed: int = 0
+    seed: int = Field(default=0, ge=-(2**63), le=2**63 - 1)  # Spark's long
     neighbours: int = Field(default=DEFAULT_NEIGHBOURS, ge=1, le=50)
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _pool_shape(cls, v: Any) -> Any:
+        # One clear line instead of one per member of the union.
+        if v != "all_except_source" and not isinstance(v, dict):
+            raise ValueError(f"expected all_except_source or {{segment: NAME}}, got {v!r}")
+        return v
 
 
 @dataclass(frozen=True)

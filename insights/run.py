@@ -45,7 +45,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from cohortlake.context import Context, parse_as_of
-from cohortlake.errors import InputError, Problem, RunFailure
+from cohortlake.errors import InputError, Problem
 from cohortlake.lake import Lake, new_run_id
 from insights.charts import differentiator_charts, overlap_charts
 from insights.differentiators import Differentiators, differentiate
@@ -139,20 +139,14 @@ def _segments_of(d: InsightDefinition) -> list[str]:
 
 
 def _check_inputs(lake: Lake, ctx: Context, chosen: list[InsightDefinition]) -> None:
-    """Every referenced table must exist before anything is written."""
-    missing: list[str] = []
-    for seg in dict.fromkeys(s for d in chosen for s in _segments_of(d)):
-        if not lake.exists(lake.segment_path(seg)):
-            missing.append(f"segment {seg} ({lake.segment_path(seg)}) has not been run yet")
+    """Every referenced table must exist before anything is written (exit 2 otherwise)."""
+    del lake
     needs = [f for d in chosen for f in d.fields]
-    if needs or any(isinstance(d, DifferentiatorsDefinition) for d in chosen):
-        path = lake.profile_path(ctx.catalog.profile_entity)
-        if not lake.exists(path):
-            missing.append(f"missing profile table {path}")
-    if any(f.source == "measure" for f in needs) and not lake.exists(lake.measures_path()):
-        missing.append(f"missing measures table {lake.measures_path()}")
-    if missing:
-        raise RunFailure("; ".join(missing))
+    ctx.check_tables(
+        profile=bool(needs) or any(isinstance(d, DifferentiatorsDefinition) for d in chosen),
+        measures=any(f.source == "measure" for f in needs),
+        segments=[s for d in chosen for s in _segments_of(d)],
+    )
 
 
 def _aware(ts: dt.datetime) -> dt.datetime:

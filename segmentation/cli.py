@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cohortlake.context import Context
+    from segmentation.model import SegmentDefinition
 
 __all__ = ["register"]
 
@@ -21,13 +27,36 @@ def _run(args: argparse.Namespace) -> int:
     as_of = parse_as_of(args.as_of)
     from segmentation.validate import load_definitions
 
-    load_definitions(ctx.conf_dir, ctx.catalog)  # all problems before Spark starts
+    defs = load_definitions(ctx.conf_dir, ctx.catalog)  # all problems before Spark starts
+    _check_run_inputs(ctx, defs, _split(args.only), as_of)
     runs = run_segments(ctx, _split(args.only), as_of, RunOptions(args.refresh_static, args.force))
     for r in runs:
         print(
             f"{r.segment:<40} {r.type:<8} {r.status:<9} {r.members:>9,} members  +{r.joined:,} / -{r.left:,}  v{r.table_version}"
         )
     return 0
+
+
+def _check_run_inputs(
+    ctx: Context, defs: list[SegmentDefinition], only: list[str], as_of: dt.datetime
+) -> None:
+    """Every table the chosen segments read exists (segments of this run aside)."""
+    from segmentation.compile import CustomerFrame
+    from segmentation.run import select_definitions
+
+    chosen = select_definitions(defs, only)
+    ctx.lake  # noqa: B018 -- columns need the session
+    frame = CustomerFrame(ctx.catalog, as_of)
+    for d in chosen:
+        frame.condition(d.where)
+        for column in d.project:
+            frame.need(column)
+    produced = {d.output.lower() for d in chosen}
+    ctx.check_tables(
+        measures=bool(frame.measure_columns),
+        activities=frame.entities,
+        segments=[o for o in frame.segment_outputs if o.lower() not in produced],
+    )
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -67,6 +96,7 @@ def _preview(args: argparse.Namespace) -> int:
 
     check_output_name(args.segment, "segment")
     ctx = context_from_args(args)
+    ctx.check_tables(segments=[args.segment])
     print(preview_segment(ctx, args.segment, args.limit, _split(args.columns)).render())
     return 0
 
@@ -78,6 +108,7 @@ def _export(args: argparse.Namespace) -> int:
 
     check_output_name(args.segment, "segment")
     ctx = context_from_args(args)
+    ctx.check_tables(profile=False, segments=[args.segment])
     path = export_segment(
         ctx,
         args.segment,

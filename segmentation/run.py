@@ -16,10 +16,11 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from cohortlake.context import Context
@@ -32,6 +33,8 @@ from segmentation.validate import load_definitions
 __all__ = ["RunOptions", "run_segments", "select_definitions"]
 
 log = logging.getLogger(__name__)
+
+_PUBLISH_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,12 @@ def _evaluate(
     run_id: str,
     inputs: dict[str, str],
 ) -> list[SegmentRun]:
+    """Evaluate a level's segments in one pass and publish each table in its own commit.
+
+    Membership flags are computed once and persisted; the tables are then published by
+    a few threads at once, because each commit is mostly driver-side Delta work that
+    overlaps well with another commit's Spark tasks.
+    """
     lake, key = ctx.lake, ctx.catalog.key
     base = frame.build(lake)
     projected = sorted({c for d in defs for c in d.project})
@@ -238,72 +247,39 @@ def _evaluate(
         members = (
             [int(counts[f"n{i}"] or 0) for i in range(len(defs))] if counts else [0] * len(defs)
         )
-        joined, left = _changes(ctx, defs, flags, members)
-        results = []
-        for i, d in enumerate(defs):
+
+        def publish(i: int) -> SegmentRun:
+            d = defs[i]
             out = flags.filter(F.col(f"__m{i}")).select(key, *d.project)
-            version = lake.overwrite(out, lake.segment_path(d.output), cdf=True, metadata=run_id)
-            run = SegmentRun(
+            done = lake.replace_members(
+                out, lake.segment_path(d.output), key=key, run_id=run_id, count=members[i]
+            )
+            log.info(
+                "segment %s: %d members (+%d / -%d), version %d",
+                d.output,
+                done.members,
+                done.joined,
+                done.left,
+                done.version,
+            )
+            return SegmentRun(
                 segment=d.output,
                 name=d.name,
                 type=d.type,
                 run_id=run_id,
                 as_of=as_of,
                 evaluated_at=dt.datetime.now(dt.UTC),
-                members=members[i],
-                joined=joined[i],
-                left=left[i],
+                members=done.members,
+                joined=done.joined,
+                left=done.left,
                 definition_hash=d.definition_hash,
-                table_version=version,
+                table_version=done.version,
                 inputs_hash=inputs.get(d.output),
             )
-            results.append(run)
-            log.info(
-                "segment %s: %d members (+%d / -%d), version %d",
-                d.output,
-                members[i],
-                joined[i],
-                left[i],
-                version,
-            )
+
+        workers = max(1, min(_PUBLISH_THREADS, len(defs)))
+        with lake.commit_metadata(run_id), ThreadPoolExecutor(workers) as pool:
+            results = list(pool.map(publish, range(len(defs))))
     finally:
         flags.unpersist()
     return results
-
-
-def _changes(
-    ctx: Context, defs: list[SegmentDefinition], flags: DataFrame, members: list[int]
-) -> tuple[list[int], list[int]]:
-    """Joined and Left per segment against each table's previous version, in one join.
-
-    Previous memberships are stacked as (key, segment index); joining them to the new
-    flags counts, per segment, the previous members still in: joined = new − kept,
-    left = previous − kept.
-    """
-    lake, key = ctx.lake, ctx.catalog.key
-    previous: list[DataFrame] = []
-    for i, d in enumerate(defs):
-        path = lake.segment_path(d.output)
-        if lake.exists(path):
-            previous.append(lake.read(path).select(key).withColumn("__seg", F.lit(i + 1)))
-    if not previous:
-        return members, [0] * len(defs)
-    stacked = previous[0]
-    for p in previous[1:]:
-        stacked = stacked.unionByName(p)
-    new_flag = F.array(*[F.col(f"__m{i}") for i in range(len(defs))])
-    rows = (
-        stacked.join(flags.select(key, new_flag.alias("__new")), key, "left")
-        .groupBy("__seg")
-        .agg(
-            F.count(F.lit(1)).alias("before"),
-            F.sum(
-                F.coalesce(F.element_at("__new", F.col("__seg")), F.lit(False)).cast("long")
-            ).alias("kept"),
-        )
-        .collect()
-    )
-    before = {int(r["__seg"]) - 1: (int(r["before"]), int(r["kept"] or 0)) for r in rows}
-    joined = [members[i] - before.get(i, (0, 0))[1] for i in range(len(defs))]
-    left = [before.get(i, (0, 0))[0] - before.get(i, (0, 0))[1] for i in range(len(defs))]
-    return joined, left

@@ -74,6 +74,9 @@ _DEF_KEYS = {"name", "output", "type", "description", "where", "project"}
 _UNITS = ("days", "weeks", "months", "years")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _LONG = (-(2**63), 2**63 - 1)
+MAX_DEPTH = (
+    64  # far beyond any real definition; keeps validation and Spark plans off the recursion limit
+)
 
 
 def _join(path: str, key: str | int) -> str:
@@ -106,7 +109,10 @@ class _Validator:
         self.problems.append(Problem(self.file, path, reason))
 
     # -- tree --------------------------------------------------------------------------
-    def node(self, raw: Any, path: str, scope: _Scope) -> Node | None:
+    def node(self, raw: Any, path: str, scope: _Scope, depth: int = 0) -> Node | None:
+        if depth > MAX_DEPTH:
+            self.err(path, f"conditions are nested more than {MAX_DEPTH} levels deep")
+            return None
         if not isinstance(raw, dict):
             self.err(
                 path,
@@ -132,7 +138,8 @@ class _Validator:
                 self.err(_join(path, kind), f"'{kind}' needs a non-empty list of conditions")
                 return None
             parsed = [
-                self.node(c, _join(_join(path, kind), i), scope) for i, c in enumerate(children)
+                self.node(c, _join(_join(path, kind), i), scope, depth + 1)
+                for i, c in enumerate(children)
             ]
             if any(p is None for p in parsed):
                 return None
@@ -140,7 +147,7 @@ class _Validator:
             return All(nodes) if kind == "all" else AnyOf(nodes)
         if kind == "not":
             self._only(raw, {"not"}, path)
-            child = self.node(raw["not"], _join(path, "not"), scope)
+            child = self.node(raw["not"], _join(path, "not"), scope, depth + 1)
             return Not(child) if child is not None else None
         if kind == "attribute":
             return self.attribute_leaf(raw, path, scope)

@@ -16,9 +16,12 @@ __all__ = ["register"]
 
 def _suggest(args: argparse.Namespace) -> int:
     ctx = context_from_args(args)
-    select_runs(
+    runs = select_runs(
         load_suggestion_runs(ctx.conf_dir, ctx.catalog), args.only
     )  # validate before Spark starts
+    ctx.check_tables(
+        measures=any(f.source == "measure" for r in runs for f in (r.target, *r.influencers))
+    )
     results = run_suggestions(ctx, args.only, parse_as_of(args.as_of))
     for r in results:
         print(

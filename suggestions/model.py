@@ -54,7 +54,7 @@ class SaveSpec(BaseModel):
 class SuggestionSpec(BaseModel):
     """One suggestion run as written in the file (names not yet resolved against the catalog)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=200)
     output: str | None = None
@@ -65,7 +65,7 @@ class SuggestionSpec(BaseModel):
     min_members: int | None = Field(default=None, ge=1)
     min_share: float | None = Field(default=None, gt=0, lt=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
-    seed: int = 42
+    seed: int = Field(default=42, ge=-(2**63), le=2**63 - 1)  # Spark's long
     holdout: float = Field(default=0.3, ge=0, le=0.9)
     max_bins: int = Field(default=128, ge=4, le=1024)
     refine_top: int = Field(default=8, ge=0, le=50)

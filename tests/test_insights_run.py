@@ -274,10 +274,10 @@ def test_cli_missing_segment_table_fails_before_writing(spark, tmp_path, capsys)
     root = tmp_path / "lake"
     write_deltalake(f"{root}/segments/HighValueOnlineCustomers", pd.DataFrame({"CustomerId": [1]}))
     code = main(["insights", "--conf", str(conf), "--root", str(root)])
-    assert code == 1
-    seg = f"{root}/segments/CustomersFromCalifornia"
-    assert capsys.readouterr().err.strip() == (
-        f"failed: segment CustomersFromCalifornia ({seg}) has not been run yet; missing profile table {root}/profile/Customer; "
-        f"missing measures table {root}/measures/CustomerMeasures"
-    )
+    assert code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {root}/profile/Customer: missing Delta table: the customer profile (run `cohortlake generate` or load your data)",
+        f"error: {root}/measures/CustomerMeasures: missing Delta table: the measures (run `cohortlake measures`)",
+        f"error: {root}/segments/CustomersFromCalifornia: missing Delta table: segment CustomersFromCalifornia has not been run yet",
+    ]
     assert not (root / "insights").exists()

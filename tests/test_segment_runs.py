@@ -230,18 +230,21 @@ def test_lab_segments_dynamic_and_static_across_runs(lab, spark) -> None:
         .toPandas()
     )
     assert set(history["userMetadata"]) == set(hv["RunId"])
-    # Change Data Feed: who joined and who left in version 1.
+    # Change Data Feed: exactly who joined and who left in version 1 (not a full rewrite).
     changes = (
         spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 1)
         .load(lake.segment_path("HighValueOnlineCustomers")).toPandas()
     )  # fmt: skip
     assert (
         set(changes.loc[changes["_change_type"] == "insert", "CustomerId"])
-        == after["HighValueOnlineCustomers"]
+        == after["HighValueOnlineCustomers"] - before["HighValueOnlineCustomers"]
     )
     assert (
         set(changes.loc[changes["_change_type"] == "delete", "CustomerId"])
-        == before["HighValueOnlineCustomers"]
+        == before["HighValueOnlineCustomers"] - after["HighValueOnlineCustomers"]
+    )
+    assert len(changes) == len(
+        after["HighValueOnlineCustomers"] ^ before["HighValueOnlineCustomers"]
     )
 
 
@@ -264,17 +267,17 @@ def test_crash_before_commit_keeps_previous_version(lab, monkeypatch: pytest.Mon
     runs_before = lake.read(lake.segment_runs_path()).count()
     cal = lab.conf_path("segments", "customers_from_california.yaml")
     cal.write_text(cal.read_text().replace("value: California", "value: Texas"))
-    original = Lake.overwrite
+    original = Lake.replace_members
 
     def crash(self: Lake, df, path: str, **kw):  # type: ignore[no-untyped-def]
         if path.endswith("CustomersFromCalifornia"):
             raise RuntimeError("killed")
         return original(self, df, path, **kw)
 
-    monkeypatch.setattr(Lake, "overwrite", crash)
+    monkeypatch.setattr(Lake, "replace_members", crash)
     with pytest.raises(RuntimeError, match="killed"):
         run_segments(lab, as_of=AS_OF, options=RunOptions(force=True))
-    monkeypatch.setattr(Lake, "overwrite", original)
+    monkeypatch.setattr(Lake, "replace_members", original)
     assert _members(lake, "CustomersFromCalifornia") == before["CustomersFromCalifornia"]
     assert lake.version(lake.segment_path("CustomersFromCalifornia")) == 0
     assert lake.read(lake.segment_runs_path()).count() == runs_before
