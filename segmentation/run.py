@@ -132,7 +132,8 @@ def run_segments(
     results: list[SegmentRun] = []
     for depth, level in enumerate(_levels(chosen)):
         started = time.perf_counter()
-        results += _run_level(ctx, level, as_of, run_id, options, history)
+        published = {r.segment.lower(): r.table_version for r in results}
+        results += _run_level(ctx, level, as_of, run_id, options, history, published)
         log.info("level %d: %d segments in %.1fs", depth, len(level), time.perf_counter() - started)
     return results
 
@@ -144,6 +145,7 @@ def _run_level(
     run_id: str,
     options: RunOptions,
     history: dict[str, dict[str, object]],
+    published: dict[str, int],
 ) -> list[SegmentRun]:
     lake = ctx.lake
     frame = CustomerFrame(ctx.catalog, as_of)
@@ -187,7 +189,7 @@ def _run_level(
             continue
         evaluate.append(d)
     if evaluate:
-        results += _evaluate(ctx, evaluate, frame, conditions, as_of, run_id, inputs)
+        results += _evaluate(ctx, evaluate, frame, conditions, as_of, run_id, inputs, published)
     lake.record_runs(results)
     return results
 
@@ -228,6 +230,7 @@ def _evaluate(
     as_of: dt.datetime,
     run_id: str,
     inputs: dict[str, str],
+    published: dict[str, int],
 ) -> list[SegmentRun]:
     """Evaluate a level's segments in one pass and publish each table in its own commit.
 
@@ -236,7 +239,14 @@ def _evaluate(
     overlaps well with another commit's Spark tasks.
     """
     lake, key = ctx.lake, ctx.catalog.key
-    base = frame.build(lake)
+    # A segment leaf reads the version this run published (or kept), not whatever a
+    # concurrent run wrote since, so one run never mixes two as-of dates.
+    own = {
+        output: lake.read(lake.segment_path(output), version=published[output.lower()])
+        for output in frame.segment_outputs
+        if output.lower() in published
+    }
+    base = frame.build(lake, own)
     projected = sorted({c for d in defs for c in d.project})
     flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]
     flags = base.select(key, *projected, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
