@@ -4,6 +4,10 @@
 lakehouse at N customers (20 purchases each on average) once into ``<workdir>/lake-<N>``,
 runs each module's ``run(spark, size, workdir)`` and writes the rows it returns, with
 the size, date, git commit and peak memory, to ``benchmarks/results/latest.{md,json}``.
+A module may set ``SPARK_CONF`` (merged over ``BENCH_CONF`` when it is selected; the
+session is shared, so a later module's value wins) and ``NEEDS_LAKE = False`` (it
+generates its own data: the shared lake is skipped when no selected module needs it).
+Spark's local (spill and shuffle) dirs go under the workdir.
 Benchmarks report ratios against a baseline run in the same process, so results from
 different machines stay comparable.
 """
@@ -54,7 +58,7 @@ BENCH_CONF: dict[str, str] = {
     "spark.driver.memory": "8g",
     "spark.ui.showConsoleProgress": "false",
 }
-_GOAL = re.compile(r"^\s*(>=|<=|>|<)\s*([0-9.]+)\s*x?\s*$")
+_GOAL = re.compile(r"^\s*(>=|<=|==|>|<)\s*([0-9.]+)\s*x?\s*$")
 
 
 def time_call(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> float:
@@ -152,6 +156,18 @@ def discover(only: Sequence[str] | None = None) -> list[tuple[str, ModuleType]]:
     return [(t, importlib.import_module(f"benchmarks.bench_{t}")) for t in topics]
 
 
+def session_conf(modules: Sequence[tuple[str, ModuleType]], workdir: str) -> dict[str, str]:
+    """``BENCH_CONF``, the selected modules' ``SPARK_CONF`` and local dirs under ``workdir``."""
+    conf = {**BENCH_CONF, "spark.local.dir": str(Path(workdir).resolve() / "spark-local")}
+    for topic, module in modules:
+        extra: dict[str, str] = getattr(module, "SPARK_CONF", {})
+        for key, value in extra.items():
+            if key in conf and conf[key] != value:
+                log.info("%s sets %s=%s (was %s)", topic, key, value, conf[key])
+            conf[key] = value
+    return conf
+
+
 def _jvm_peak_rss_mb(spark: SparkSession) -> float | None:
     """The driver JVM's peak resident memory (VmHWM), in MB; None where /proc is unavailable."""
     try:
@@ -188,9 +204,13 @@ def _goal_met(value: float, goal: str) -> str:
     if not m or value != value:  # no goal, or NaN (a skipped measurement)
         return ""
     limit = float(m.group(2))
-    ok = {">=": value >= limit, "<=": value <= limit, ">": value > limit, "<": value < limit}[
-        m.group(1)
-    ]
+    ok = {
+        ">=": value >= limit,
+        "<=": value <= limit,
+        "==": value == limit,
+        ">": value > limit,
+        "<": value < limit,
+    }[m.group(1)]
     return "yes" if ok else "NO"
 
 
@@ -248,9 +268,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from cohortlake.session import get_spark
 
-    spark = get_spark("cohortlake-bench", master=args.master, conf=BENCH_CONF)
+    conf = session_conf(modules, args.workdir)
+    os.makedirs(conf["spark.local.dir"], exist_ok=True)
+    spark = get_spark("cohortlake-bench", master=args.master, conf=conf)
     started = dt.datetime.now(dt.UTC)
-    _, generate_seconds = ensure_lake(spark, args.workdir, args.size, args.seed)
+    generate_seconds = None
+    if any(getattr(module, "NEEDS_LAKE", True) for _, module in modules):
+        _, generate_seconds = ensure_lake(spark, args.workdir, args.size, args.seed)
     rows: list[dict[str, Any]] = []
     if generate_seconds is not None:
         rows.append(
@@ -280,6 +304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "master": spark.sparkContext.master,
         "cpus": os.cpu_count(),
         "topics": [t for t, _ in modules],
+        "driver_memory": spark.sparkContext.getConf().get("spark.driver.memory", ""),
         "peak_driver_jvm_rss_mb": _jvm_peak_rss_mb(spark),
         "peak_python_rss_mb": round(_python_peak_rss_mb(), 1),
         "python": sys.version.split()[0],

@@ -22,6 +22,13 @@ def _experiment_id(name: str, artifact_root: str) -> str:
     return str(mlflow.create_experiment(name, artifact_location=artifact_root))
 
 
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 @contextlib.contextmanager
 def tracked_run(
     tracking_uri: str, root: str, experiment: str, run_name: str, tags: dict[str, str] | None = None
@@ -36,7 +43,11 @@ def tracked_run(
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # set_tracking_uri also exports MLFLOW_TRACKING_URI, which load_lakehouse_config reads:
+    # left set, every later context in this process would track into this lakehouse.
+    exported = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(tracking_uri)
+    _restore_env("MLFLOW_TRACKING_URI", exported)
     local_root = "://" not in root
     artifact_root = (
         (Path(root) / "mlartifacts" / experiment).resolve().as_uri()

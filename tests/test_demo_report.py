@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,9 +29,8 @@ CHROMIUM_FLAGS = [
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(spark, tmp_path_factory: pytest.TempPathFactory):
-    base = tmp_path_factory.mktemp("demo")
+def _run_demo(spark, base: Path):
+    """The lab at 2000 customers under ``base`` (a fresh copy of conf/ with the lab's segments)."""
     conf = base / "conf"
     shutil.copytree(REPO / "conf", conf)
     for extra in (conf / "segments").iterdir():
@@ -39,6 +42,11 @@ def demo(spark, tmp_path_factory: pytest.TempPathFactory):
             extra.unlink()
     ctx = load_context(conf, root=str(base / "lakehouse"), spark=spark)
     return ctx, run_demo(ctx, customers=2000, seed=42, as_of=AS_OF)
+
+
+@pytest.fixture(scope="module")
+def demo(spark, tmp_path_factory: pytest.TempPathFactory):
+    return _run_demo(spark, tmp_path_factory.mktemp("demo"))
 
 
 def test_demo_writes_every_table_of_the_layout(demo) -> None:
@@ -121,3 +129,83 @@ def test_report_loads_in_chromium_and_shows_every_section(demo) -> None:
         capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert done.returncode == 0 and shot.stat().st_size > 50_000
+
+
+# Columns (and suggestion JSON keys) that identify a run, not what it computed: segment_runs'
+# RunId and EvaluatedAt, the insight and suggestion tables' RunId, suggestions' MlflowRunId.
+RUN_SPECIFIC = ("RunId", "EvaluatedAt", "MlflowRunId")
+
+
+def _delta_tables(root: Path) -> list[str]:
+    """Every Delta table under a lakehouse root, as paths relative to it."""
+    return sorted(str(log.parent.relative_to(root)) for log in root.rglob("_delta_log"))
+
+
+def _canon(value: Any) -> Any:
+    """A hashable, exactly comparable form of a collected cell (floats bit for bit)."""
+    if isinstance(value, float):
+        return ("float", "nan" if math.isnan(value) else value.hex())
+    if isinstance(value, list | tuple):
+        return tuple(_canon(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((repr(k), _canon(v)) for k, v in value.items()))
+    if hasattr(value, "asDict"):  # a struct
+        return _canon(value.asDict(recursive=False))
+    return value
+
+
+def _table_rows(spark, path: Path) -> tuple[Any, Counter]:
+    frame = spark.read.format("delta").load(str(path)).drop(*RUN_SPECIFIC)
+    return frame.schema, Counter(tuple(_canon(v) for v in r) for r in frame.collect())
+
+
+def _suggestion_artifacts(root: Path) -> list[str]:
+    """The suggestions.json files MLflow logged under ``root``, without the run ids, canonical."""
+    return sorted(
+        json.dumps(
+            [
+                {k: v for k, v in r.items() if k not in RUN_SPECIFIC}
+                for r in json.loads(p.read_text())
+            ],
+            sort_keys=True,
+        )
+        for p in (root / "mlartifacts").rglob("suggestions.json")
+    )
+
+
+def test_demo_twice_with_the_same_seed_and_as_of_gives_identical_tables(
+    demo, spark, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ctx, _ = demo
+    first = Path(ctx.root)
+    again, _ = _run_demo(spark, tmp_path_factory.mktemp("demo-again"))
+    second = Path(again.root)
+
+    tables = _delta_tables(first)
+    assert tables == _delta_tables(second)
+    expected = {
+        "profile/Customer", "activity/Purchases", "measures/CustomerMeasures", "segment_runs",
+        "segments/CustomersFromCalifornia", "segments/HighValueOnlineCustomers",
+        "segments/SummerPromotion", "segments/SummerPromoExpansion",
+        "insights/HighValueOnlinevsCustomersfromCalifornia",
+        "insights/HighValueOnlineOverlappedwithCaliforniaCustomers",
+        "suggestions/LifetimeSpendSuggestions", "suggestions/CustomerSatisfactionSuggestions",
+    }  # fmt: skip
+    assert expected <= set(tables)
+    assert any(t.startswith("segments/") and t not in expected for t in tables), (
+        "the saved suggestion's segment table is missing"
+    )
+    differing = []
+    for table in tables:
+        schema_a, rows_a = _table_rows(spark, first / table)
+        schema_b, rows_b = _table_rows(spark, second / table)
+        assert rows_a, f"{table} is empty"
+        if schema_a != schema_b or rows_a != rows_b:
+            only_a = list((rows_a - rows_b).elements())[:3]
+            only_b = list((rows_b - rows_a).elements())[:3]
+            differing.append(f"{table}: schema equal={schema_a == schema_b}, {only_a} vs {only_b}")
+    assert differing == []
+    # Each lakehouse tracks into its own MLflow store: one suggestions.json per mining run.
+    artifacts = _suggestion_artifacts(first)
+    assert len(artifacts) == 2
+    assert artifacts == _suggestion_artifacts(second)
