@@ -17,11 +17,12 @@ endif
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: demo test lint bench jars install chromium clean help
+.PHONY: demo test test-reliability lint bench jars install chromium clean help
 
 help:
 	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
 	@echo "make test   - run the test suite"
+	@echo "make test-reliability - SIGKILL and concurrent-run harnesses (~8 min)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
 
@@ -47,7 +48,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: install jars chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not reliability" $(PYTEST_ARGS)
+
+# The SIGKILL and concurrent-run harnesses start ~30 real Spark processes (~8 min on
+# 2 cores), which does not fit next to the rest in make test's 15 minutes.
+test-reliability: install jars
+	$(BIN)/python -m pytest -m reliability -s $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -99,12 +99,28 @@ def select_top(scores: DataFrame, cap: int) -> DataFrame:
 
 
 def held_out_split(source: DataFrame, seed: int) -> DataFrame:
-    """``_id, _hid``: a seeded 20% of the source (round half up of 0.2 n), by hash order, not RNG state."""
+    """``_id, _hid``: a seeded 20% of the source (round half up of 0.2 n), by hash order, not RNG state.
+
+    The hidden members are the first ones in (hash, id) order. Rather than rank the whole
+    source in one task, the hashes are counted in 65,536 ordered buckets (a bounded
+    histogram on the driver); every bucket before the boundary is hidden whole and only
+    the boundary bucket is ranked, so the split is exact and distributed.
+    """
     h = F.xxhash64(F.col(ID).cast("string"), F.lit(int(seed)))
-    whole = Window.partitionBy()
-    rank = F.row_number().over(whole.orderBy(h, F.col(ID)))
-    hidden = F.floor(F.lit(HOLDOUT_SHARE) * F.count(F.lit(1)).over(whole) + F.lit(0.5))
-    return source.select(ID, (rank <= hidden).alias("_hid"))
+    hashed = source.select(ID, h.alias("_h"), F.shiftright(h, 48).alias("_b"))
+    counts = sorted((int(r["_b"]), int(r["count"])) for r in hashed.groupBy("_b").count().collect())
+    hidden = hidden_count(sum(c for _, c in counts))
+    boundary, need, before = None, 0, 0
+    for bucket, count in counts:
+        if before + count >= hidden:
+            boundary, need = bucket, hidden - before
+            break
+        before += count
+    if boundary is None or hidden == 0:
+        return source.select(ID, F.lit(hidden > 0).alias("_hid"))
+    rank = F.row_number().over(Window.partitionBy("_b").orderBy("_h", ID))
+    in_boundary = (F.col("_b") == F.lit(boundary)) & (rank <= F.lit(need))
+    return hashed.select(ID, ((F.col("_b") < F.lit(boundary)) | in_boundary).alias("_hid"))
 
 
 def hidden_count(n: int) -> int:

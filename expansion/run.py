@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -262,16 +263,23 @@ def _held_out(
     """Fit on 80% of the source, search the pool plus the hidden 20% with the same cap."""
     t0 = time.perf_counter()
     split = held_out_split(flagged.where("_src").select(ID), exp.seed)
-    marked = flagged.join(split, ID, "left").withColumn("_hid", F.coalesce("_hid", F.lit(False)))
-    fit = marked.where(F.col("_src") & ~F.col("_hid"))
-    query = marked.where(F.col("_pool") | F.col("_hid"))
-    radius = bandwidth(fit, dims, exp.neighbours)
-    chosen = select_top(score(query, fit, dims, exp.neighbours, radius), cap)
-    row = (
-        chosen.join(marked.select(ID, "_hid"), ID)
-        .agg(F.sum(F.col("_hid").cast("long")).alias("found"))
-        .first()
+    marked = (
+        flagged.join(split, ID, "left")
+        .withColumn("_hid", F.coalesce("_hid", F.lit(False)))
+        .persist(StorageLevel.MEMORY_AND_DISK)
     )
+    try:
+        fit = marked.where(F.col("_src") & ~F.col("_hid"))
+        query = marked.where(F.col("_pool") | F.col("_hid"))
+        radius = bandwidth(fit, dims, exp.neighbours)
+        chosen = select_top(score(query, fit, dims, exp.neighbours, radius), cap)
+        row = (
+            chosen.join(marked.select(ID, "_hid"), ID)
+            .agg(F.sum(F.col("_hid").cast("long")).alias("found"))
+            .first()
+        )
+    finally:
+        marked.unpersist()
     assert row is not None
     hidden = hidden_count(n_source)
     held = HeldOut(

@@ -38,6 +38,8 @@ from _subprocess_runs import (
 )
 from pyspark.sql import SparkSession
 
+pytestmark = pytest.mark.reliability
+
 SEED = 20260808
 MIN_KILLS = 20
 LANES = 2

@@ -98,3 +98,19 @@ def test_categories_only_score_is_share_of_k(spark):
         .set_index("Qid")["SimilarityScore"]
     )
     assert got.to_dict() == {100: pd.Series([4 / 8]).iloc[0], 101: 1.0}
+
+
+@pytest.mark.parametrize("n", [0, 1, 7, 1003])
+def test_held_out_split_is_the_first_fifth_in_hash_order(spark, n: int) -> None:
+    from pyspark.sql import functions as F
+
+    from expansion.features import ID
+    from expansion.quality import held_out_split
+
+    ids = spark.createDataFrame([(i * 37 + 5,) for i in range(n)], f"{ID} long")
+    got = held_out_split(ids, seed=7).toPandas()
+    # Expected: rank every id by (Spark's xxhash64 of its text with the seed, id) in pandas.
+    hashed = ids.select(ID, F.xxhash64(F.col(ID).cast("string"), F.lit(7)).alias("h")).toPandas()
+    first = hashed.sort_values(["h", ID]).head(int(np.floor(0.2 * n + 0.5)))[ID]
+    assert len(got) == n
+    assert set(got.loc[got["_hid"], ID]) == set(first)
