@@ -18,16 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
-from delta.exceptions import (
-    ConcurrentAppendException,
-    ConcurrentDeleteDeleteException,
-    ConcurrentDeleteReadException,
-    ConcurrentTransactionException,
-    ConcurrentWriteException,
-    DeltaConcurrentModificationException,
-    MetadataChangedException,
-    ProtocolChangedException,
-)
+from delta import exceptions as delta_errors
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -52,14 +43,14 @@ _T = TypeVar("_T")
 
 # Another writer committed first; the losing commit wrote nothing visible and may be retried.
 _CONFLICTS: tuple[type[Exception], ...] = (
-    ConcurrentAppendException,
-    ConcurrentDeleteDeleteException,
-    ConcurrentDeleteReadException,
-    ConcurrentTransactionException,
-    ConcurrentWriteException,
-    DeltaConcurrentModificationException,
-    MetadataChangedException,
-    ProtocolChangedException,
+    delta_errors.ConcurrentAppendException,
+    delta_errors.ConcurrentDeleteDeleteException,
+    delta_errors.ConcurrentDeleteReadException,
+    delta_errors.ConcurrentTransactionException,
+    delta_errors.ConcurrentWriteException,
+    delta_errors.DeltaConcurrentModificationException,
+    delta_errors.MetadataChangedException,
+    delta_errors.ProtocolChangedException,
 )
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
@@ -340,8 +331,8 @@ class Lake:
     ) -> SegmentRun:
         """Write a segment's new membership (CDF on) and append its ``segment_runs`` row.
 
-        Joined and Left compare the new membership with the table's previous version.
-        The membership commit carries the run id as Delta ``userMetadata``.
+        Joined and Left are the membership commit's own metrics (see ``replace_members``);
+        the commit carries the run id as Delta ``userMetadata``.
         """
         path = self.segment_path(output)
         members = members.cache()
@@ -350,7 +341,6 @@ class Lake:
                 done = self.replace_members(members, path, key=key, run_id=run_id)
         finally:
             members.unpersist()
-        count, joined, left, version = done.members, done.joined, done.left, done.version
         run = SegmentRun(
             segment=output,
             name=name,
@@ -358,16 +348,21 @@ class Lake:
             run_id=run_id,
             as_of=as_of,
             evaluated_at=dt.datetime.now(dt.UTC),
-            members=count,
-            joined=joined,
-            left=left,
+            members=done.members,
+            joined=done.joined,
+            left=done.left,
             definition_hash=definition_hash,
-            table_version=version,
+            table_version=done.version,
             inputs_hash=inputs_hash,
         )
         self.record_runs([run])
         log.info(
-            "segment %s: %d members (+%d / -%d), version %d", output, count, joined, left, version
+            "segment %s: %d members (+%d / -%d), version %d",
+            output,
+            done.members,
+            done.joined,
+            done.left,
+            done.version,
         )
         return run
 

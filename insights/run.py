@@ -138,9 +138,8 @@ def _segments_of(d: InsightDefinition) -> list[str]:
     return [d.primary] + ([d.compare_to] if d.compare_to else [])
 
 
-def _check_inputs(lake: Lake, ctx: Context, chosen: list[InsightDefinition]) -> None:
+def _check_inputs(ctx: Context, chosen: list[InsightDefinition]) -> None:
     """Every referenced table must exist before anything is written (exit 2 otherwise)."""
-    del lake
     needs = [f for d in chosen for f in d.fields]
     ctx.check_tables(
         profile=bool(needs) or any(isinstance(d, DifferentiatorsDefinition) for d in chosen),
@@ -180,7 +179,7 @@ def run_insights(
         log.info("no insight definitions in %s", ctx.conf_dir / "insights")
         return []
     lake = ctx.lake
-    _check_inputs(lake, ctx, chosen)
+    _check_inputs(ctx, chosen)
     results = []
     for d in chosen:
         started = time.monotonic()
