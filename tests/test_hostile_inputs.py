@@ -403,6 +403,7 @@ CLI_CASES = [
     Case("generate-inf", "cli", ("generate", "--purchases-per-customer", "inf"), ("--purchases-per-customer: must be a number from",)),
     Case("generate-bad-end", "cli", ("generate", "--end", "2024-13-01"), ("not an ISO date: '2024-13-01'",)),
     Case("generate-seed-10e30", "cli", ("generate", "--seed", BIG_INT), ("argument --seed: must fit in 64 bits",)),
+    Case("demo-seed-10e30", "cli", ("demo", "--seed", BIG_INT), ("argument --seed: must fit in 64 bits",)),
     Case("quick-sql-field", "cli", ("quick-create", "--field", DROP_VALUE, "--value", "CA"),
          (f"--field: unknown attribute \"{DROP_VALUE}\"",)),
     Case("quick-sql-op", "cli", ("quick-create", "--field", "State", "--op", "eq OR 1=1", "--value", "CA"),
