@@ -22,7 +22,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 help:
 	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
 	@echo "make test   - run the test suite"
-	@echo "make test-reliability - SIGKILL and concurrent-run harnesses (~8 min)"
+	@echo "make test-reliability - the SIGKILL harness (~6 min)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
 
@@ -50,8 +50,8 @@ chromium:
 test: install jars chromium
 	$(BIN)/python -m pytest -m "not reliability" $(PYTEST_ARGS)
 
-# The SIGKILL and concurrent-run harnesses start ~30 real Spark processes (~8 min on
-# 2 cores), which does not fit next to the rest in make test's 15 minutes.
+# The SIGKILL harness starts ~25 real Spark processes (~6 min on 2 cores), which does
+# not fit next to the rest in make test's 15 minutes.
 test-reliability: install jars
 	$(BIN)/python -m pytest -m reliability -s $(PYTEST_ARGS)
 

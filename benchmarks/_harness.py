@@ -217,10 +217,14 @@ def _goal_met(value: float, goal: str) -> str:
 def write_results(
     rows: list[dict[str, Any]], meta: dict[str, Any], results_dir: Path = RESULTS_DIR
 ) -> None:
-    """``latest.json`` (meta + rows) and ``latest.md`` (the same as a table)."""
+    """``latest.{json,md}`` (meta + rows, and the same as a table), copied to
+    ``size-<N>-<topics>.{json,md}`` so runs of other topics or sizes do not erase them."""
     results_dir.mkdir(parents=True, exist_ok=True)
     doc = {**meta, "rows": rows}
-    (results_dir / "latest.json").write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    text = json.dumps(doc, indent=2, default=str) + "\n"
+    stem = f"size-{meta['size']}-{'-'.join(meta.get('topics') or ['all'])}"
+    (results_dir / "latest.json").write_text(text)
+    (results_dir / f"{stem}.json").write_text(text)
     lines = [
         f"# Benchmark results ({meta['size']:,} customers)",
         "",
@@ -235,6 +239,7 @@ def write_results(
             f"| {r['benchmark']} | {r['metric']} | {value} | {r['goal']} | {_goal_met(r['value'], r['goal'])} | {r['note']} |"
         )
     (results_dir / "latest.md").write_text("\n".join(lines) + "\n")
+    (results_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -210,15 +210,14 @@ class Lake:
         """The version this process just committed: found by its metadata when it has one,
         because a concurrent writer may have committed after it."""
         if metadata:
-            found = (
-                DeltaTable.forPath(self.spark, path)
-                .history(50)
-                .filter(F.col("userMetadata") == F.lit(metadata))
-                .agg(F.max("version"))
-                .first()
-            )
-            if found is not None and found[0] is not None:
-                return int(found[0])
+            history = DeltaTable.forPath(self.spark, path).history(50)
+            found = [
+                int(row["version"])
+                for row in history.select("version", "userMetadata").collect()  # <= 50 rows
+                if row["userMetadata"] == metadata
+            ]
+            if found:
+                return max(found)
         v = self.version(path)
         if v is None:
             raise RunFailure(f"write to {path} left no Delta table")

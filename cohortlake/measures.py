@@ -1,14 +1,15 @@
-"""Measures: per-customer aggregates declared in the catalog, one pass per activity table.
+"""Measures: per-customer aggregates declared in the catalog, in one aggregation.
 
-Every measure over the same activity becomes one conditional aggregate of a single
-``groupBy(CustomerId)``, so adding measures adds columns, not scans. Every customer of
-the profile gets a row: counts and sums are 0 without activity, averages, minima and
-maxima null.
+Every measure becomes one conditional aggregate of a single ``groupBy(CustomerId)`` over
+the profile's keys and every activity table, so adding measures adds columns, not scans
+or joins. Every customer of the profile gets a row: counts and sums are 0 without
+activity, averages, minima and maxima null.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 
@@ -34,7 +35,12 @@ def measures_by_source(catalog: Catalog) -> dict[str, list[str]]:
     return out
 
 
-def _expression(catalog: Catalog, name: str, as_of: dt.datetime) -> tuple[Column, bool]:
+_ZERO_WHEN_EMPTY = ("count", "count_distinct", "sum")
+_IN_PROFILE = "__in_profile"
+
+
+def _value(catalog: Catalog, name: str, as_of: dt.datetime) -> Column:
+    """The per-row value a measure aggregates: its attribute (1 for counts), null outside ``where``."""
     from segmentation.compile import compile_entity_condition
     from segmentation.validate import parse_entity_condition
 
@@ -45,19 +51,31 @@ def _expression(catalog: Catalog, name: str, as_of: dt.datetime) -> tuple[Column
             m.where, catalog, m.source, catalog.file, f"measures.{name}.where"
         )
         value = F.when(compile_entity_condition(node, as_of), value)
-    expr = {
-        "count": F.count(value),
-        "count_distinct": F.count_distinct(value),
-        "sum": F.sum(value),
-        "avg": F.avg(value),
-        "min": F.min(value),
-        "max": F.max(value),
-    }[m.agg]
-    return expr.alias(name), m.agg in ("count", "count_distinct", "sum")
+    return value
+
+
+def _aggregate(agg: str, value: Column) -> Column:
+    if agg == "count_distinct":
+        # size(collect_set) keeps the one hash aggregation; count_distinct next to other
+        # aggregates makes Spark expand every row once per distinct-aggregated column.
+        return F.size(F.collect_set(value)).cast("long")
+    return {
+        "count": F.count,
+        "sum": F.sum,
+        "avg": F.avg,
+        "min": F.min,
+        "max": F.max,
+    }[agg](value)
 
 
 def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None) -> DataFrame:
-    """Profile keys ⟕ one aggregate frame per activity: every declared measure as a column."""
+    """Every declared measure as a column, one row per profile customer, in one aggregation.
+
+    Each activity row is projected to one value column per measure of its table (null
+    where the measure does not apply); those projections and the profile's keys are
+    unioned and grouped by the key once. So any number of measures over any number of
+    activity tables costs one scan of each table and one shuffle, with no join.
+    """
     as_of = as_of or dt.datetime.now(dt.UTC)
     key = catalog.key
     profile_path = lake.profile_path(catalog.profile_entity)
@@ -65,19 +83,34 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
         raise RunFailure(
             f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
         )
-    frame = lake.read(profile_path).select(key)
+    parts = [lake.read(profile_path).select(key, F.lit(True).alias(_IN_PROFILE))]
+    aggregates: list[Column] = []
     zero: list[str] = []
     for entity, names in sorted(measures_by_source(catalog).items()):
         path = lake.activity_path(entity)
         if not lake.exists(path):
             raise RunFailure(f"activity table missing: {path}")
-        exprs = [_expression(catalog, n, as_of) for n in names]
-        zero += [n for n, (_, z) in zip(names, exprs, strict=True) if z]
-        grouped = lake.read(path).groupBy(key).agg(*[e for e, _ in exprs])
-        frame = frame.join(grouped, key, "left")
-    for name in zero:
-        frame = frame.withColumn(name, F.coalesce(F.col(name), F.lit(0)))
-    return frame.select(key, *catalog.measures)
+        values: list[Column] = []
+        for name in names:
+            column = f"__value{len(aggregates)}"
+            values.append(_value(catalog, name, as_of).alias(column))
+            aggregates.append(_aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
+            if catalog.measures[name].agg in _ZERO_WHEN_EMPTY:
+                zero.append(name)
+        parts.append(lake.read(path).select(key, *values))
+    rows = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+    grouped = (
+        rows.groupBy(key)
+        .agg(F.count(_IN_PROFILE).alias(_IN_PROFILE), *aggregates)
+        .filter(F.col(_IN_PROFILE) > 0)  # activity of customers missing from the profile
+    )
+    return grouped.select(
+        key,
+        *[
+            F.coalesce(F.col(n), F.lit(0)).alias(n) if n in zero else F.col(n)
+            for n in catalog.measures
+        ],
+    )
 
 
 def compute_measures(

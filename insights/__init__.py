@@ -7,15 +7,20 @@ under ``<root>/insights`` (schemas in ``insights.run``) and PNG charts under
 
 from __future__ import annotations
 
-from insights.differentiators import Differentiators, FieldScore, differentiate
-from insights.model import (
-    DifferentiatorsDefinition,
-    InsightDefinition,
-    OverlapDefinition,
-    load_insights,
-)
-from insights.overlap import Overlap, segment_overlap
-from insights.run import InsightResult, run_insights
+from typing import TYPE_CHECKING
+
+from cohortlake.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from insights.differentiators import Differentiators, FieldScore, differentiate
+    from insights.model import (
+        DifferentiatorsDefinition,
+        InsightDefinition,
+        OverlapDefinition,
+        load_insights,
+    )
+    from insights.overlap import Overlap, segment_overlap
+    from insights.run import InsightResult, run_insights
 
 __all__ = [
     "Differentiators",
@@ -30,3 +35,20 @@ __all__ = [
     "run_insights",
     "segment_overlap",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "Differentiators": "insights.differentiators",
+        "FieldScore": "insights.differentiators",
+        "differentiate": "insights.differentiators",
+        "DifferentiatorsDefinition": "insights.model",
+        "InsightDefinition": "insights.model",
+        "OverlapDefinition": "insights.model",
+        "load_insights": "insights.model",
+        "Overlap": "insights.overlap",
+        "segment_overlap": "insights.overlap",
+        "InsightResult": "insights.run",
+        "run_insights": "insights.run",
+    },
+)

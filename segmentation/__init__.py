@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from segmentation.compile import CustomerFrame, compile_entity_condition, window_start
-from segmentation.model import SegmentDefinition
-from segmentation.run import RunOptions, run_segments
-from segmentation.validate import load_definitions, parse_definitions
+from typing import TYPE_CHECKING
+
+from cohortlake.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from segmentation.compile import CustomerFrame, compile_entity_condition, window_start
+    from segmentation.model import SegmentDefinition
+    from segmentation.run import RunOptions, run_segments
+    from segmentation.validate import load_definitions, parse_definitions
 
 __all__ = [
     "CustomerFrame",
@@ -17,3 +22,17 @@ __all__ = [
     "run_segments",
     "window_start",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "CustomerFrame": "segmentation.compile",
+        "compile_entity_condition": "segmentation.compile",
+        "window_start": "segmentation.compile",
+        "SegmentDefinition": "segmentation.model",
+        "RunOptions": "segmentation.run",
+        "run_segments": "segmentation.run",
+        "load_definitions": "segmentation.validate",
+        "parse_definitions": "segmentation.validate",
+    },
+)

@@ -74,9 +74,8 @@ def _levels(defs: Sequence[SegmentDefinition]) -> list[list[SegmentDefinition]]:
     return out
 
 
-def _inputs_hash(
-    ctx: Context, d: SegmentDefinition, frame: CustomerFrame, as_of: dt.datetime
-) -> str:
+def _input_versions(ctx: Context, frame: CustomerFrame) -> dict[str, int | None]:
+    """The latest version of every table a level reads (one lookup per table, not per segment)."""
     lake = ctx.lake
     versions: dict[str, int | None] = {
         "profile": lake.version(lake.profile_path(ctx.catalog.profile_entity))
@@ -87,6 +86,10 @@ def _inputs_hash(
         versions[f"activity/{entity}"] = lake.version(lake.activity_path(entity))
     for output in frame.segment_outputs:
         versions[f"segment/{output}"] = lake.version(lake.segment_path(output))
+    return versions
+
+
+def _inputs_hash(versions: dict[str, int | None], d: SegmentDefinition, as_of: dt.datetime) -> str:
     payload = {"versions": versions, "as_of": as_of.isoformat() if d.relative else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -158,6 +161,7 @@ def _run_level(
     results: list[SegmentRun] = []
     evaluate: list[SegmentDefinition] = []
     inputs: dict[str, str] = {}
+    versions: dict[str, int | None] | None = None
     for d in level:
         last = history.get(d.output.lower())
         path = lake.segment_path(d.output)
@@ -175,7 +179,9 @@ def _run_level(
                 last["Members"],
             )
             continue
-        inputs[d.output] = _inputs_hash(ctx, d, frame, as_of)
+        if versions is None:
+            versions = _input_versions(ctx, frame)
+        inputs[d.output] = _inputs_hash(versions, d, as_of)
         if (
             not options.force
             and last is not None

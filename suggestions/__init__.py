@@ -7,20 +7,25 @@ chosen suggestion as a dynamic segment definition whose members equal the sugges
 
 from __future__ import annotations
 
-from suggestions.model import (
-    SaveSpec,
-    SuggestionRun,
-    SuggestionSpec,
-    load_suggestion_runs,
-    validate_suggestion,
-)
-from suggestions.run import SUGGESTIONS_SCHEMA, SuggestionResult, run_suggestions
-from suggestions.save import (
-    save_configured_suggestions,
-    save_suggestion,
-    suggestion_members,
-    suggestion_row,
-)
+from typing import TYPE_CHECKING
+
+from cohortlake.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from suggestions.model import (
+        SaveSpec,
+        SuggestionRun,
+        SuggestionSpec,
+        load_suggestion_runs,
+        validate_suggestion,
+    )
+    from suggestions.run import SUGGESTIONS_SCHEMA, SuggestionResult, run_suggestions
+    from suggestions.save import (
+        save_configured_suggestions,
+        save_suggestion,
+        suggestion_members,
+        suggestion_row,
+    )
 
 __all__ = [
     "SUGGESTIONS_SCHEMA",
@@ -36,3 +41,21 @@ __all__ = [
     "suggestion_row",
     "validate_suggestion",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "SaveSpec": "suggestions.model",
+        "SuggestionRun": "suggestions.model",
+        "SuggestionSpec": "suggestions.model",
+        "load_suggestion_runs": "suggestions.model",
+        "validate_suggestion": "suggestions.model",
+        "SUGGESTIONS_SCHEMA": "suggestions.run",
+        "SuggestionResult": "suggestions.run",
+        "run_suggestions": "suggestions.run",
+        "save_configured_suggestions": "suggestions.save",
+        "save_suggestion": "suggestions.save",
+        "suggestion_members": "suggestions.save",
+        "suggestion_row": "suggestions.save",
+    },
+)

@@ -7,14 +7,15 @@ import argparse
 from cohortlake.cli import add_common, context_from_args
 from cohortlake.context import parse_as_of
 from cohortlake.errors import InputError
-from suggestions.model import load_suggestion_runs
-from suggestions.run import run_suggestions, select_runs
-from suggestions.save import save_configured_suggestions, save_suggestion
 
 __all__ = ["register"]
 
 
 def _suggest(args: argparse.Namespace) -> int:
+    from suggestions.model import load_suggestion_runs
+    from suggestions.run import run_suggestions, select_runs
+    from suggestions.save import save_configured_suggestions
+
     ctx = context_from_args(args)
     runs = select_runs(
         load_suggestion_runs(ctx.conf_dir, ctx.catalog), args.only
@@ -38,6 +39,8 @@ def _suggest(args: argparse.Namespace) -> int:
 def _save(args: argparse.Namespace) -> int:
     if args.rank is not None and args.direction is not None:
         raise InputError("give --rank or --direction, not both", file="--rank")
+    from suggestions.save import save_suggestion
+
     ctx = context_from_args(args)
     path = save_suggestion(
         ctx,

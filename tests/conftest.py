@@ -23,6 +23,10 @@ TEST_SPARK_CONF = {
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.databricks.delta.snapshotPartitions": "1",
     "spark.driver.memory": "2g",
+    # Test data is tiny: compiling generated code for each new query costs more CPU
+    # than interpreting it (the interpreted path gives the same results).
+    "spark.sql.codegen.wholeStage": "false",
+    "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
 
 

@@ -187,7 +187,9 @@ def test_sigkill_at_random_moments_loses_nothing(
     started = time.monotonic()
     base = tmp_path_factory.getbasetemp()
     # Two lakehouses killed side by side: a subprocess mostly waits on its JVM's start.
-    setups = [fresh_lake(spark, base, tmp_path / f"lane{i}") for i in range(LANES)]
+    setups = [
+        fresh_lake(spark, base, tmp_path / f"lane{i}", class_archive=True) for i in range(LANES)
+    ]
     with ThreadPoolExecutor(LANES) as pool:
         futures = [
             pool.submit(_kill_series, _Lane(root), conf, expected, root.parent, SEED + i)
