@@ -55,12 +55,9 @@ def _value(catalog: Catalog, name: str, as_of: dt.datetime) -> Column:
 
 
 def _aggregate(agg: str, value: Column) -> Column:
-    if agg == "count_distinct":
-        # size(collect_set) keeps the one hash aggregation; count_distinct next to other
-        # aggregates makes Spark expand every row once per distinct-aggregated column.
-        return F.size(F.collect_set(value)).cast("long")
     return {
         "count": F.count,
+        "count_distinct": F.count_distinct,
         "sum": F.sum,
         "avg": F.avg,
         "min": F.min,
