@@ -238,8 +238,9 @@ def write_results(
         lines.append(
             f"| {r['benchmark']} | {r['metric']} | {value} | {r['goal']} | {_goal_met(r['value'], r['goal'])} | {r['note']} |"
         )
-    (results_dir / "latest.md").write_text("\n".join(lines) + "\n")
-    (results_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    table = "\n".join(lines) + "\n"
+    (results_dir / "latest.md").write_text(table)
+    (results_dir / f"{stem}.md").write_text(table)
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:

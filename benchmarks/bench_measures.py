@@ -13,6 +13,7 @@ import functools
 import logging
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,31 +130,43 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
     lake = Lake(spark, lake_root(workdir, size))
     scratch = Lake(spark, scratch_dir(workdir, size, "measures"))
     for _ in range(2):
-        scratch.overwrite(_floor(lake, lab), scratch.path("floor"))
-        scratch.overwrite(_per_measure(lake, lab), scratch.path("per_measure"))
-        scratch.overwrite(measure_frame(lake, lab), scratch.path("one_pass"))
-    rows = _scenario(spark, size, workdir, lab, "measures")
-    rows += _scenario(spark, size, workdir, _cdp_catalog(), "measures (10, CDP set)")
+        for job in _Jobs(lake, scratch, lab).all():
+            job()
+    rows = _scenario(_Jobs(lake, scratch, lab), size, "measures")
+    rows += _scenario(_Jobs(lake, scratch, _cdp_catalog()), size, "measures (10, CDP set)")
     return rows
 
 
-def _scenario(
-    spark: SparkSession, size: int, workdir: str, catalog: Catalog, name: str
-) -> list[dict[str, Any]]:
-    """Time the one-pass job, the per-measure queries and the floor; report the two ratios."""
-    lake = Lake(spark, lake_root(workdir, size))
-    scratch = Lake(spark, scratch_dir(workdir, size, "measures"))
-    repeat = 3 if size <= 200_000 else 2
-    n = len(catalog.measures)
+class _Jobs:
+    """The three timed jobs for one catalog, each writing its Delta table into scratch
+    (the one-pass job is what compute_measures writes; the lab's measures table stays put)."""
 
-    floor = time_call(
-        lambda: scratch.overwrite(_floor(lake, catalog), scratch.path("floor")), repeat=repeat
-    )
+    def __init__(self, lake: Lake, scratch: Lake, catalog: Catalog):
+        self.lake, self.scratch, self.catalog = lake, scratch, catalog
+
+    def floor(self) -> int:
+        return self.scratch.overwrite(_floor(self.lake, self.catalog), self.scratch.path("floor"))
+
+    def per_measure(self) -> int:
+        frame = _per_measure(self.lake, self.catalog)
+        return self.scratch.overwrite(frame, self.scratch.path("per_measure"))
+
+    def one_pass(self) -> int:
+        frame = measure_frame(self.lake, self.catalog)
+        return self.scratch.overwrite(frame, self.scratch.path("one_pass"))
+
+    def all(self) -> list[Callable[[], int]]:
+        return [self.floor, self.per_measure, self.one_pass]
+
+
+def _scenario(jobs: _Jobs, size: int, name: str) -> list[dict[str, Any]]:
+    """Time the one-pass job, the per-measure queries and the floor; report the two ratios."""
+    repeat = 3 if size <= 200_000 else 2
+    n = len(jobs.catalog.measures)
+
+    floor = time_call(jobs.floor, repeat=repeat)
     log.info("floor (scan and sum): %.2f s", floor)
-    per_measure = time_call(
-        lambda: scratch.overwrite(_per_measure(lake, catalog), scratch.path("per_measure")),
-        repeat=repeat,
-    )
+    per_measure = time_call(jobs.per_measure, repeat=repeat)
     log.info("per-measure queries (%d): %.2f s", n, per_measure)
     rows = [
         row(
@@ -169,11 +182,7 @@ def _scenario(
             note=f"{n} queries joined -> Delta",
         ),
     ]
-    # What compute_measures writes, but into scratch: the lab's measures table stays put.
-    one_pass = time_call(
-        lambda: scratch.overwrite(measure_frame(lake, catalog), scratch.path("one_pass")),
-        repeat=repeat,
-    )
+    one_pass = time_call(jobs.one_pass, repeat=repeat)
     log.info("one-pass measures job: %.2f s", one_pass)
     rows += [
         row(

@@ -82,7 +82,6 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
         )
     parts = [lake.read(profile_path).select(key, F.lit(True).alias(_IN_PROFILE))]
     aggregates: list[Column] = []
-    zero: list[str] = []
     for entity, names in sorted(measures_by_source(catalog).items()):
         path = lake.activity_path(entity)
         if not lake.exists(path):
@@ -92,8 +91,6 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
             column = f"__value{len(aggregates)}"
             values.append(_value(catalog, name, as_of).alias(column))
             aggregates.append(_aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
-            if catalog.measures[name].agg in _ZERO_WHEN_EMPTY:
-                zero.append(name)
         parts.append(lake.read(path).select(key, *values))
     rows = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
     grouped = (
@@ -104,8 +101,8 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
     return grouped.select(
         key,
         *[
-            F.coalesce(F.col(n), F.lit(0)).alias(n) if n in zero else F.col(n)
-            for n in catalog.measures
+            F.coalesce(F.col(n), F.lit(0)).alias(n) if m.agg in _ZERO_WHEN_EMPTY else F.col(n)
+            for n, m in catalog.measures.items()
         ],
     )
 
