@@ -71,6 +71,7 @@ SEGMENT_RUNS_SCHEMA = T.StructType(
         T.StructField("TableVersion", T.LongType(), False),
         T.StructField("InputsHash", T.StringType(), True),
         T.StructField("Status", T.StringType(), False),
+        T.StructField("Fingerprint", T.StringType(), True),
     ]
 )
 
@@ -118,6 +119,7 @@ class SegmentRun:
     table_version: int
     inputs_hash: str | None = None
     status: str = "succeeded"
+    fingerprint: str | None = None
 
 
 class Lake:
@@ -194,11 +196,15 @@ class Lake:
         writer.save(path)
         return self._version_after_write(path, metadata)
 
-    def append(self, df: DataFrame, path: str, *, metadata: str | None = None) -> int:
+    def append(
+        self, df: DataFrame, path: str, *, metadata: str | None = None, merge_schema: bool = False
+    ) -> int:
         """Append rows in one commit (retried when a concurrent writer created the table)."""
 
         def write() -> int:
             writer = df.write.format("delta").mode("append")
+            if merge_schema:
+                writer = writer.option("mergeSchema", "true")
             if metadata:
                 writer = writer.option("userMetadata", metadata)
             writer.save(path)
@@ -384,11 +390,13 @@ class Lake:
                 r.table_version,
                 r.inputs_hash,
                 r.status,
+                r.fingerprint,
             )
             for r in runs
         ]
         df = self.spark.createDataFrame(rows, SEGMENT_RUNS_SCHEMA)
-        self.append(df, self.segment_runs_path())
+        # mergeSchema: a segment_runs table written before Fingerprint existed gains it.
+        self.append(df, self.segment_runs_path(), merge_schema=True)
 
 
 class _Created(Exception):

@@ -35,6 +35,7 @@ __all__ = ["RunOptions", "run_segments", "select_definitions"]
 log = logging.getLogger(__name__)
 
 _PUBLISH_THREADS = 4
+_SALT = "cohortlake-membership"
 
 
 @dataclass(frozen=True)
@@ -99,12 +100,15 @@ def _last_runs(ctx: Context) -> dict[str, dict[str, object]]:
     runs = ctx.lake.segment_runs()
     if runs is None:
         return {}
+    if "Fingerprint" not in runs.columns:  # written before fingerprints were recorded
+        runs = runs.withColumn("Fingerprint", F.lit(None).cast("string"))
     latest = (
         runs.filter(F.col("Status").isin("succeeded", "kept", "skipped"))
         .groupBy("Segment")
         .agg(
             F.max_by(
-                F.struct("DefinitionHash", "InputsHash", "Members", "TableVersion"), "EvaluatedAt"
+                F.struct("DefinitionHash", "InputsHash", "Members", "TableVersion", "Fingerprint"),
+                "EvaluatedAt",
             ).alias("r")
         )
         .select("Segment", "r.*")
@@ -195,7 +199,9 @@ def _run_level(
             continue
         evaluate.append(d)
     if evaluate:
-        results += _evaluate(ctx, evaluate, frame, conditions, as_of, run_id, inputs, published)
+        results += _evaluate(
+            ctx, evaluate, frame, conditions, as_of, run_id, inputs, published, history
+        )
     lake.record_runs(results)
     return results
 
@@ -225,7 +231,32 @@ def _unchanged(
         version,
         inputs,
         status,
+        str(last["Fingerprint"]) if last.get("Fingerprint") is not None else None,
     )
+
+
+def _fingerprints(defs: list[SegmentDefinition], key: str) -> list[Column]:
+    """Per segment: member count and two XORs of 64-bit row hashes (key + projected columns).
+
+    XOR is order-free and cannot overflow, so the fingerprint of a membership is the
+    same whatever the partitioning; two different memberships share one with chance
+    about 2**-128. Computed in the aggregation that counts members, at no extra scan.
+    """
+    out: list[Column] = []
+    for i, d in enumerate(defs):
+        flag = F.col(f"__m{i}")
+        row = [F.col(key), *[F.col(c) for c in d.project]]
+        out += [
+            F.sum(flag.cast("long")).alias(f"n{i}"),
+            F.bit_xor(F.when(flag, F.xxhash64(*row))).alias(f"h{i}"),
+            F.bit_xor(F.when(flag, F.xxhash64(F.lit(_SALT), *row))).alias(f"g{i}"),
+        ]
+    return out
+
+
+def _fingerprint(members: int, h: int | None, g: int | None) -> str:
+    mask = (1 << 64) - 1
+    return f"{members}:{(h or 0) & mask:016x}{(g or 0) & mask:016x}"
 
 
 def _evaluate(
@@ -237,12 +268,15 @@ def _evaluate(
     run_id: str,
     inputs: dict[str, str],
     published: dict[str, int],
+    history: dict[str, dict[str, object]],
 ) -> list[SegmentRun]:
     """Evaluate a level's segments in one pass and publish each table in its own commit.
 
-    Membership flags are computed once and persisted; the tables are then published by
-    a few threads at once, because each commit is mostly driver-side Delta work that
-    overlaps well with another commit's Spark tasks.
+    Membership flags are computed once and persisted, with each segment's count and
+    fingerprint in one aggregation. A segment whose fingerprint equals the one recorded
+    for the table's current version is left as it is (no new version, Joined = Left =
+    0); the others are published by a few threads at once, because each commit is
+    mostly driver-side Delta work that overlaps well with another commit's Spark tasks.
     """
     lake, key = ctx.lake, ctx.catalog.key
     # A segment leaf reads the version this run published (or kept), not whatever a
@@ -257,19 +291,46 @@ def _evaluate(
     flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]
     flags = base.select(key, *projected, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = flags.agg(
-            *[F.sum(F.col(f"__m{i}").cast("long")).alias(f"n{i}") for i in range(len(defs))]
-        ).first()
-        members = (
-            [int(counts[f"n{i}"] or 0) for i in range(len(defs))] if counts else [0] * len(defs)
-        )
+        counts = flags.agg(*_fingerprints(defs, key)).first()
+        assert counts is not None, "a global aggregation has one row"
+        members = [int(counts[f"n{i}"] or 0) for i in range(len(defs))]
+        prints = [
+            _fingerprint(members[i], counts[f"h{i}"], counts[f"g{i}"]) for i in range(len(defs))
+        ]
 
         def publish(i: int) -> SegmentRun:
             d = defs[i]
+            path = lake.segment_path(d.output)
+            last = history.get(d.output.lower())
+            if last is not None and last["Fingerprint"] == prints[i]:
+                # Checked after evaluating: a concurrent commit made since then moves the
+                # version on and this run writes; one made later sorts after this row.
+                checked_at = dt.datetime.now(dt.UTC)
+                version = lake.version(path)
+                if version is not None and version == last["TableVersion"]:
+                    log.info(
+                        "segment %s: %d members, membership unchanged, version %d kept",
+                        d.output,
+                        members[i],
+                        version,
+                    )
+                    return SegmentRun(
+                        segment=d.output,
+                        name=d.name,
+                        type=d.type,
+                        run_id=run_id,
+                        as_of=as_of,
+                        evaluated_at=checked_at,
+                        members=members[i],
+                        joined=0,
+                        left=0,
+                        definition_hash=d.definition_hash,
+                        table_version=version,
+                        inputs_hash=inputs.get(d.output),
+                        fingerprint=prints[i],
+                    )
             out = flags.filter(F.col(f"__m{i}")).select(key, *d.project)
-            done = lake.replace_members(
-                out, lake.segment_path(d.output), key=key, run_id=run_id, count=members[i]
-            )
+            done = lake.replace_members(out, path, key=key, run_id=run_id, count=members[i])
             log.info(
                 "segment %s: %d members (+%d / -%d), version %d",
                 d.output,
@@ -291,6 +352,7 @@ def _evaluate(
                 definition_hash=d.definition_hash,
                 table_version=done.version,
                 inputs_hash=inputs.get(d.output),
+                fingerprint=prints[i],
             )
 
         workers = max(1, min(_PUBLISH_THREADS, len(defs)))

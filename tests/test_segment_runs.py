@@ -254,10 +254,80 @@ def test_unchanged_segments_are_skipped(lab) -> None:
     again = run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
     assert [r.status for r in again] == ["skipped"]
     assert lake.version(lake.segment_path("HighValueOnlineCustomers")) == 0
+    # Forced: evaluated again, but the same membership makes no new version.
     forced = run_segments(
         lab, only=["HighValueOnlineCustomers"], as_of=AS_OF, options=RunOptions(force=True)
     )
-    assert [r.status for r in forced] == ["succeeded"] and forced[0].table_version == 1
+    expected = _expected_members(lake)["HighValueOnlineCustomers"]
+    assert [(r.status, r.table_version, r.members, r.joined, r.left) for r in forced] == [
+        ("succeeded", 0, len(expected), 0, 0)
+    ]
+    assert lake.version(lake.segment_path("HighValueOnlineCustomers")) == 0
+
+
+def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark) -> None:
+    lake = lab.lake
+    run_segments(lab, as_of=AS_OF)
+    before = _expected_members(lake)
+    paths = {o: lake.segment_path(o) for o in before}
+    assert {o: lake.version(p) for o, p in paths.items()} == dict.fromkeys(before, 0)
+
+    # One SummerPromotion member's Email changes (a projected column, same membership) and
+    # one customer outside HighValueOnline gets a web purchase of 10,000 (joins it).
+    summer_member = sorted(before["SummerPromotion"])[0]
+    outsider = sorted(set(before["CustomersFromCalifornia"]) - before["HighValueOnlineCustomers"])[
+        0
+    ]
+    rows = [
+        (r[0], r[1], r[2], "changed@example.com" if r[0] == summer_member else r[3], *r[4:])
+        for r in _profile(40, 1)
+    ]
+    lake.overwrite(spark.createDataFrame(rows, PROFILE_SCHEMA), lake.profile_path("Customer"))
+    extra = ("P-new", outsider, dt.datetime(2026, 6, 1, tzinfo=dt.UTC), "web", "Cold Brew", 10000.0)
+    lake.overwrite(
+        spark.createDataFrame([*_purchases(40, 1), extra], PURCHASE_SCHEMA),
+        lake.activity_path("Purchases"),
+    )
+    compute_measures(spark, lake, lab.catalog, AS_OF)
+    after = _expected_members(lake)
+    assert after["HighValueOnlineCustomers"] == before["HighValueOnlineCustomers"] | {outsider}
+    assert after["CustomersFromCalifornia"] == before["CustomersFromCalifornia"]
+    assert after["SummerPromotion"] == before["SummerPromotion"]
+
+    second = {r.segment: r for r in run_segments(lab, as_of=AS_OF)}
+    got = {o: (r.status, r.table_version, r.joined, r.left) for o, r in second.items()}
+    assert got == {
+        "CustomersFromCalifornia": ("succeeded", 0, 0, 0),  # inputs changed, members did not
+        "HighValueOnlineCustomers": ("succeeded", 1, 1, 0),
+        "SummerPromotion": ("succeeded", 1, 0, 0),  # an updated Email is a new version
+    }
+    assert {o: lake.version(p) for o, p in paths.items()} == {
+        "CustomersFromCalifornia": 0,
+        "HighValueOnlineCustomers": 1,
+        "SummerPromotion": 1,
+    }
+    summer = lake.read(paths["SummerPromotion"]).toPandas().set_index("CustomerId")
+    assert summer.loc[summer_member, "Email"] == "changed@example.com"
+    assert set(summer.index) == after["SummerPromotion"]
+
+    # A table changed outside Cohortlake no longer matches its recorded run: the next
+    # run writes the right members back even though they equal that run's.
+    DeltaTable.forPath(spark, paths["CustomersFromCalifornia"]).delete()
+    third = {
+        r.segment: r
+        for r in run_segments(
+            lab, only=["CustomersFromCalifornia"], as_of=AS_OF, options=RunOptions(force=True)
+        )
+    }
+    cal = third["CustomersFromCalifornia"]
+    assert (cal.table_version, cal.joined, cal.left) == (
+        2,
+        len(after["CustomersFromCalifornia"]),
+        0,
+    )
+    assert _members(lake, "CustomersFromCalifornia") == after["CustomersFromCalifornia"]
+    runs = _pandas(lake, lake.segment_runs_path())
+    assert runs["Fingerprint"].notna().all()
 
 
 def test_crash_before_commit_keeps_previous_version(lab, monkeypatch: pytest.MonkeyPatch) -> None:
