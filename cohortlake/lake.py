@@ -178,11 +178,21 @@ class Lake:
         return reader.load(path)
 
     def version(self, path: str) -> int | None:
-        """The table's latest version, or None when there is no table."""
-        if not self.exists(path):
+        """The table's latest version, or None when there is no table.
+
+        Read from the names of the ``_delta_log/<version>.json`` commit files through
+        Hadoop's FileSystem (one listing, any storage Spark reaches): a history query
+        per table cost ~150 ms, which added up to seconds for a run of 50 segments.
+        """
+        jvm = self.spark._jvm
+        assert jvm is not None, "a classic (not Connect) session"
+        log_dir = jvm.org.apache.hadoop.fs.Path(path.rstrip("/") + "/_delta_log")
+        fs = log_dir.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        if not fs.exists(log_dir):
             return None
-        row = DeltaTable.forPath(self.spark, path).history(1).select("version").first()
-        return int(row[0]) if row else None
+        names = (status.getPath().getName() for status in fs.listStatus(log_dir))
+        commits = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
+        return max(commits) if commits else None
 
     def overwrite(
         self, df: DataFrame, path: str, *, cdf: bool = False, metadata: str | None = None

@@ -35,7 +35,7 @@ __all__ = ["RunOptions", "run_segments", "select_definitions"]
 log = logging.getLogger(__name__)
 
 _PUBLISH_THREADS = 4
-_SALT = "cohortlake-membership"
+_FINGERPRINTS_PER_PASS = 50
 
 
 @dataclass(frozen=True)
@@ -235,28 +235,41 @@ def _unchanged(
     )
 
 
-def _fingerprints(defs: list[SegmentDefinition], key: str) -> list[Column]:
-    """Per segment: member count and two XORs of 64-bit row hashes (key + projected columns).
+def _row_hashes(defs: list[SegmentDefinition], key: str) -> tuple[list[Column], list[str]]:
+    """One 64-bit hash column per distinct projection (key + projected columns), and the
+    hash column each segment's fingerprint uses."""
+    columns: dict[tuple[str, ...], str] = {}
+    for d in defs:
+        columns.setdefault(tuple(d.project), f"__h{len(columns)}")
+    hashes = [
+        F.xxhash64(F.col(key), *[F.col(c) for c in project]).alias(name)
+        for project, name in columns.items()
+    ]
+    return hashes, [columns[tuple(d.project)] for d in defs]
 
-    XOR is order-free and cannot overflow, so the fingerprint of a membership is the
-    same whatever the partitioning; two different memberships share one with chance
-    about 2**-128. Computed in the aggregation that counts members, at no extra scan.
+
+def _fingerprint_aggregations(hash_of: list[str]) -> list[list[Column]]:
+    """Per segment its member count and the XOR of its members' row hashes, in groups.
+
+    XOR is order-free and cannot overflow, so a membership's fingerprint is the same
+    whatever the partitioning; two different memberships share one with chance about
+    2**-64. At most ``_FINGERPRINTS_PER_PASS`` segments go in one aggregation: past
+    ~100 aggregate columns the generated code grew too big to be compiled and one
+    pass over 150 took 3x as long as two passes over 100 (measured at 1M customers).
     """
-    out: list[Column] = []
-    for i, d in enumerate(defs):
-        flag = F.col(f"__m{i}")
-        row = [F.col(key), *[F.col(c) for c in d.project]]
-        out += [
-            F.sum(flag.cast("long")).alias(f"n{i}"),
-            F.bit_xor(F.when(flag, F.xxhash64(*row))).alias(f"h{i}"),
-            F.bit_xor(F.when(flag, F.xxhash64(F.lit(_SALT), *row))).alias(f"g{i}"),
+    aggs = [
+        [
+            F.sum(F.col(f"__m{i}").cast("long")).alias(f"n{i}"),
+            F.bit_xor(F.when(F.col(f"__m{i}"), F.col(h))).alias(f"h{i}"),
         ]
-    return out
+        for i, h in enumerate(hash_of)
+    ]
+    step = _FINGERPRINTS_PER_PASS
+    return [[c for pair in aggs[i : i + step] for c in pair] for i in range(0, len(aggs), step)]
 
 
-def _fingerprint(members: int, h: int | None, g: int | None) -> str:
-    mask = (1 << 64) - 1
-    return f"{members}:{(h or 0) & mask:016x}{(g or 0) & mask:016x}"
+def _fingerprint(members: int, h: int | None) -> str:
+    return f"{members}:{(h or 0) & ((1 << 64) - 1):016x}"
 
 
 def _evaluate(
@@ -289,14 +302,16 @@ def _evaluate(
     base = frame.build(lake, own)
     projected = sorted({c for d in defs for c in d.project})
     flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]
-    flags = base.select(key, *projected, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
+    hashes, hash_of = _row_hashes(defs, key)
+    flags = base.select(key, *projected, *hashes, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts = flags.agg(*_fingerprints(defs, key)).first()
-        assert counts is not None, "a global aggregation has one row"
+        counts: dict[str, int | None] = {}
+        for aggregation in _fingerprint_aggregations(hash_of):
+            found = flags.agg(*aggregation).first()
+            assert found is not None, "a global aggregation has one row"
+            counts.update(found.asDict())
         members = [int(counts[f"n{i}"] or 0) for i in range(len(defs))]
-        prints = [
-            _fingerprint(members[i], counts[f"h{i}"], counts[f"g{i}"]) for i in range(len(defs))
-        ]
+        prints = [_fingerprint(members[i], counts[f"h{i}"]) for i in range(len(defs))]
 
         def publish(i: int) -> SegmentRun:
             d = defs[i]
