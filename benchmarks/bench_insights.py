@@ -9,7 +9,8 @@
   separate scan) — goal ≥ 3× faster.
 
 Inputs are synthetic Delta tables written to the harness's scratch folder before timing; every timing is
-wall-clock in this process, best of one run after a warm-up query.
+wall-clock in this process, the best of 2-3 runs after a warm-up run (the 190 joins: one
+run, after the other timings warmed the session).
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks._harness import scratch_dir
+from benchmarks._harness import scratch_dir, time_call
 from cohortlake.catalog import FieldRef
 from insights.differentiators import differentiate
 from insights.overlap import segment_overlap
@@ -44,12 +44,6 @@ NUMERIC = [
     "Visits",
 ]
 CATEGORICAL = ["State", "LoyaltyTier", "EmailSubscriber"]
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
 
 
 def _customers(spark: SparkSession, size: int) -> DataFrame:
@@ -119,10 +113,9 @@ def _overlap_rows(
             union = union.unionByName(t)
         union.count()
 
-    full_scan()  # warm-up: Delta snapshots, JIT
-    t_scan = _timed(full_scan)
-    t_one = _timed(one_pass)
-    t_pairs = _timed(per_pair)
+    t_scan = time_call(full_scan, repeat=3)
+    t_one = time_call(one_pass, repeat=3)
+    t_pairs = time_call(per_pair, repeat=1, warmup=0)  # 190 joins: warm after the others
     note = f"{size} customers, {N_SEGMENTS} segments, {N_SEGMENTS * (N_SEGMENTS - 1) // 2} pairs"
     return [
         {
@@ -195,9 +188,8 @@ def _differentiator_rows(
         for f in fields:
             differentiate(spark, sides(), (f,))
 
-    differentiate(spark, sides(), fields[:1])  # warm-up
-    t_one = _timed(together)
-    t_each = _timed(per_field)
+    t_one = time_call(together, repeat=3)
+    t_each = time_call(per_field, repeat=2)
     note = f"{size} customers, {len(fields)} fields ({len(NUMERIC)} numeric, {len(CATEGORICAL)} categorical), vs all others"
     return [
         {

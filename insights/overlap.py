@@ -99,11 +99,6 @@ def _bits_where_set(labels: list[Column]) -> Column:
     return F.transform(kept, lambda s: s["l"])
 
 
-def _set_bits(k: int) -> Column:
-    """Array of the indices of the set bits of ``Mask``."""
-    return _bits_where_set([F.lit(i) for i in range(k)])
-
-
 def region_segments(names: tuple[str, ...]) -> Column:
     """Array of the segment names a ``Mask`` stands for."""
     return _bits_where_set([F.lit(n) for n in names])
@@ -126,25 +121,47 @@ def _from_regions(counts: dict[int, int], k: int) -> _Sums:
 
 
 def _in_spark(regions: DataFrame, k: int) -> _Sums:
-    """The same sums in Spark, for more regions than the driver should hold."""
+    """The same sums in Spark, for more regions than the driver should hold.
+
+    Each region is exploded once over its set bits ``I``; one ``groupBy(I)`` then sums
+    its members into ``S<j>`` where bit ``j`` is also set (the pair counts, and the
+    sizes at ``j == I``), into the exclusive count where ``I`` is the only bit, and
+    counts regions once each at their lowest bit. ``k`` sums per row keep the
+    aggregation small enough to compile, where one sum per pair (k²/2) did not.
+    """
     full = (1 << k) - 1
-    bits = _set_bits(k)
-    pairs = (
-        regions.select("Members", F.explode(bits).alias("I"), bits.alias("Bits"))
-        .select("Members", "I", F.explode("Bits").alias("J"))
-        .where(F.col("I") <= F.col("J"))
-        .groupBy("I", "J")
-        .agg(F.sum("Members").alias("Members"))
+    mask, members, own = F.col("Mask"), F.col("Members"), F.col("B")
+    bits = _bits_where_set(
+        [F.struct(F.lit(j).alias("I"), F.lit(1 << j).cast("long").alias("B")) for j in range(k)]
+    )
+    rows = (
+        regions.select("Mask", "Members", F.explode(bits).alias("_b"))
+        .select("Mask", "Members", "_b.I", "_b.B")
+        .groupBy("I")
+        .agg(
+            *[
+                F.sum(F.when(mask.bitwiseAND(F.lit(1 << j).cast("long")) != 0, members)).alias(
+                    f"S{j}"
+                )
+                for j in range(k)
+            ],
+            F.sum(F.when(mask == own, members)).alias("Exclusive"),
+            F.sum(F.when(mask == F.lit(full).cast("long"), members)).alias("InAll"),
+            F.count(F.when(mask.bitwiseAND(-mask) == own, 1)).alias("Regions"),
+        )
         .collect()
     )
-    counted = {(int(r["I"]), int(r["J"])): int(r["Members"]) for r in pairs}
-    sizes = [counted.get((i, i), 0) for i in range(k)]
-    shared = {(i, j): counted.get((i, j), 0) for i in range(k) for j in range(i + 1, k)}
-    exclusive = [0] * k
-    for r in regions.where(F.bit_count("Mask") == 1).collect():
-        exclusive[int(r["Mask"]).bit_length() - 1] = int(r["Members"])
-    row = regions.where(F.col("Mask") == F.lit(full).cast("long")).first()
-    in_all = int(row["Members"]) if row else 0
+    by_bit = {int(r["I"]): r for r in rows}
+
+    def pair(a: int, b: int) -> int:
+        r = by_bit.get(a)
+        return int(r[f"S{b}"] or 0) if r is not None else 0
+
+    sizes = [pair(a, a) for a in range(k)]
+    shared = {(a, b): pair(a, b) for a in range(k) for b in range(a + 1, k)}
+    exclusive = [int(by_bit[a]["Exclusive"] or 0) if a in by_bit else 0 for a in range(k)]
+    in_all = max((int(r["InAll"] or 0) for r in rows), default=0)
+    n_regions = sum(int(r["Regions"]) for r in rows)
     top = regions.orderBy(F.desc("Members"), F.asc("Mask")).limit(TOP_REGIONS).collect()
     return (
         sizes,
@@ -152,7 +169,7 @@ def _in_spark(regions: DataFrame, k: int) -> _Sums:
         exclusive,
         in_all,
         [(int(r["Mask"]), int(r["Members"])) for r in top],
-        regions.count(),
+        n_regions,
     )
 
 
@@ -169,9 +186,9 @@ def segment_overlap(
 
     The region table is ``(Mask, Members)``, one row per non-empty exact intersection;
     it stays persisted for the caller to write (see ``region_rows``) and unpersist.
-    When there are at most ``collect_regions`` regions (always so for up to 12
-    segments: 4,095 possible regions) the sums run on the driver over the regions;
-    otherwise in Spark, the pairs by exploding each region's set bits twice.
+    When every possible region fits in ``collect_regions`` (up to 12 segments: 4,095
+    regions) the sums run on the driver over the collected regions; otherwise in
+    Spark (see ``_in_spark``), without first counting the regions.
 
     With ``fields`` (and ``customers``, the customer rows with those columns) the
     distributions of each field among the members of all segments (group ``all``)
@@ -184,9 +201,8 @@ def segment_overlap(
         masks = masks.persist()
     regions = masks.groupBy("Mask").agg(F.count(F.lit(1)).alias("Members")).persist()
     try:
-        head = regions.limit(collect_regions + 1).collect()
-        if len(head) <= collect_regions:
-            counts = {int(r["Mask"]): int(r["Members"]) for r in head}
+        if (1 << k) - 1 <= collect_regions:  # every possible region fits on the driver
+            counts = {int(r["Mask"]): int(r["Members"]) for r in regions.collect()}
             sizes, shared, exclusive, in_all, top, n_regions = _from_regions(counts, k)
         else:
             sizes, shared, exclusive, in_all, top, n_regions = _in_spark(regions, k)
