@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from cohortlake.cli import main
 from cohortlake.context import load_context
-from cohortlake.lake import Lake
+from cohortlake.lake import Lake, SegmentRun
 from cohortlake.measures import compute_measures
 from segmentation.export import export_segment
 from segmentation.preview import preview_segment
@@ -248,21 +248,20 @@ def test_lab_segments_dynamic_and_static_across_runs(lab, spark) -> None:
     )
 
 
-def test_unchanged_segments_are_skipped(lab) -> None:
-    lake = lab.lake
-    run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
-    again = run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
-    assert [r.status for r in again] == ["skipped"]
-    assert lake.version(lake.segment_path("HighValueOnlineCustomers")) == 0
-    # Forced: evaluated again, but the same membership makes no new version.
-    forced = run_segments(
-        lab, only=["HighValueOnlineCustomers"], as_of=AS_OF, options=RunOptions(force=True)
-    )
-    expected = _expected_members(lake)["HighValueOnlineCustomers"]
-    assert [(r.status, r.table_version, r.members, r.joined, r.left) for r in forced] == [
-        ("succeeded", 0, len(expected), 0, 0)
-    ]
-    assert lake.version(lake.segment_path("HighValueOnlineCustomers")) == 0
+def test_run_history_is_compacted_every_nth_commit(spark, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("cohortlake.lake.COMPACT_RUNS_EVERY", 3)
+    lake = Lake(spark, str(tmp_path / "lake"))
+    written = []
+    for n in range(5):  # appends make versions 0-3, compaction 4, the last append 5
+        run = SegmentRun(f"S{n}", "s", "dynamic", f"r{n}", AS_OF, AS_OF, n, n, 0, "h", 0)
+        lake.record_runs([run])
+        written.append((f"S{n}", n))
+    table = DeltaTable.forPath(spark, lake.segment_runs_path())
+    operations = list(table.history().orderBy("version").toPandas()["operation"])
+    assert operations == ["WRITE", "WRITE", "WRITE", "WRITE", "OPTIMIZE", "WRITE"]
+    assert table.detail().first()["numFiles"] == 2  # the compacted file and the last append
+    rows = _pandas(lake, lake.segment_runs_path())
+    assert sorted(zip(rows["Segment"], rows["Members"], strict=True)) == written
 
 
 def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark) -> None:
@@ -271,6 +270,17 @@ def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark)
     before = _expected_members(lake)
     paths = {o: lake.segment_path(o) for o in before}
     assert {o: lake.version(p) for o, p in paths.items()} == dict.fromkeys(before, 0)
+    again = run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
+    assert [r.status for r in again] == ["skipped"]
+    # Forced: evaluated again, but the same membership makes no new version.
+    forced = run_segments(
+        lab, only=["HighValueOnlineCustomers"], as_of=AS_OF, options=RunOptions(force=True)
+    )
+    hv = before["HighValueOnlineCustomers"]
+    assert [(r.status, r.table_version, r.members, r.joined, r.left) for r in forced] == [
+        ("succeeded", 0, len(hv), 0, 0)
+    ]
+    assert lake.version(paths["HighValueOnlineCustomers"]) == 0
 
     # One SummerPromotion member's Email changes (a projected column, same membership) and
     # one customer outside HighValueOnline gets a web purchase of 10,000 (joins it).
