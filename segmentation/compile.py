@@ -13,6 +13,7 @@ import calendar
 import datetime as dt
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -221,21 +222,35 @@ class CustomerFrame:
         )
         return alias
 
-    def build(self, lake: Lake, segment_tables: dict[str, DataFrame] | None = None) -> DataFrame:
-        """Profile ⟕ measures ⟕ one aggregate frame per entity ⟕ segment memberships."""
+    def build(
+        self,
+        lake: Lake,
+        segment_tables: dict[str, DataFrame] | None = None,
+        versions: Mapping[str, int | None] | None = None,
+    ) -> DataFrame:
+        """Profile ⟕ measures ⟕ one aggregate frame per entity ⟕ segment memberships.
+
+        ``versions`` pins tables to Delta versions (keys ``profile``, ``measures``,
+        ``activity/<entity>``); tables it does not name are read at their latest.
+        """
+        pinned = versions or {}
         key = self.key
         profile_path = lake.profile_path(self.catalog.profile_entity)
         if not lake.exists(profile_path):
             raise RunFailure(
                 f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
             )
-        frame = lake.read(profile_path).select(key, *sorted(self.profile_columns))
+        frame = lake.read(profile_path, pinned.get("profile")).select(
+            key, *sorted(self.profile_columns)
+        )
         if self.measure_columns:
             if not lake.exists(lake.measures_path()):
                 raise RunFailure(
                     f"measures table missing: {lake.measures_path()} (run `cohortlake measures`)"
                 )
-            measures = lake.read(lake.measures_path()).select(key, *sorted(self.measure_columns))
+            measures = lake.read(lake.measures_path(), pinned.get("measures")).select(
+                key, *sorted(self.measure_columns)
+            )
             frame = frame.join(measures, key, "left")
         for entity, aggs in sorted(self._aggregates.items()):
             path = lake.activity_path(entity)
@@ -244,7 +259,10 @@ class CustomerFrame:
             # Rows no leaf selects add nothing to any aggregate: drop them before the shuffle.
             wanted = _fold([a.rows for a in aggs.values()], "or")
             grouped = (
-                lake.read(path).filter(wanted).groupBy(key).agg(*[a.expr for a in aggs.values()])
+                lake.read(path, pinned.get(f"activity/{entity}"))
+                .filter(wanted)
+                .groupBy(key)
+                .agg(*[a.expr for a in aggs.values()])
             )
             frame = frame.join(grouped, key, "left")
             for a in aggs.values():

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from pyspark import StorageLevel
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cohortlake.context import Context
@@ -200,7 +200,16 @@ def _run_level(
         evaluate.append(d)
     if evaluate:
         results += _evaluate(
-            ctx, evaluate, frame, conditions, as_of, run_id, inputs, published, history
+            ctx,
+            evaluate,
+            frame,
+            conditions,
+            as_of,
+            run_id,
+            inputs,
+            published,
+            history,
+            versions or {},
         )
     lake.record_runs(results)
     return results
@@ -282,14 +291,18 @@ def _evaluate(
     inputs: dict[str, str],
     published: dict[str, int],
     history: dict[str, dict[str, object]],
+    versions: dict[str, int | None],
 ) -> list[SegmentRun]:
-    """Evaluate a level's segments in one pass and publish each table in its own commit.
+    """Evaluate a level's segments in one pass and publish each changed table in its own commit.
 
-    Membership flags are computed once and persisted, with each segment's count and
-    fingerprint in one aggregation. A segment whose fingerprint equals the one recorded
-    for the table's current version is left as it is (no new version, Joined = Left =
-    0); the others are published by a few threads at once, because each commit is
-    mostly driver-side Delta work that overlaps well with another commit's Spark tasks.
+    One aggregation gives each segment's count and fingerprint. A segment whose
+    fingerprint equals the one recorded for the table's current version is left as it
+    is (no new version, Joined = Left = 0). When every segment has a recorded
+    fingerprint, that pass runs uncached and only the changed segments are evaluated
+    again (cached) for their commits; otherwise (a first run) the one pass is cached.
+    Changed tables are published by a few threads at once: each commit is mostly
+    driver-side Delta work that overlaps well with another commit's Spark tasks.
+    Inputs are read at the versions ``versions`` names, so both passes see the same data.
     """
     lake, key = ctx.lake, ctx.catalog.key
     # A segment leaf reads the version this run published (or kept), not whatever a
@@ -299,80 +312,125 @@ def _evaluate(
         for output in frame.segment_outputs
         if output.lower() in published
     }
-    base = frame.build(lake, own)
-    projected = sorted({c for d in defs for c in d.project})
-    flags_cols = [conditions[d.output].alias(f"__m{i}") for i, d in enumerate(defs)]
+    base = frame.build(lake, own, versions)
+    everything = list(range(len(defs)))
     hashes, hash_of = _row_hashes(defs, key)
-    flags = base.select(key, *projected, *hashes, *flags_cols).persist(StorageLevel.MEMORY_AND_DISK)
+
+    def flags(chosen: list[int], *extra: Column) -> DataFrame:
+        projected = sorted({c for i in chosen for c in defs[i].project})
+        marks = [conditions[defs[i].output].alias(f"__m{i}") for i in chosen]
+        return base.select(key, *projected, *extra, *marks)
+
+    cached: DataFrame | None = None
+    counted = flags(everything, *hashes)
+    if any(history.get(d.output.lower(), {}).get("Fingerprint") is None for d in defs):
+        cached = counted = counted.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         counts: dict[str, int | None] = {}
         for aggregation in _fingerprint_aggregations(hash_of):
-            found = flags.agg(*aggregation).first()
+            found = counted.agg(*aggregation).first()
             assert found is not None, "a global aggregation has one row"
             counts.update(found.asDict())
-        members = [int(counts[f"n{i}"] or 0) for i in range(len(defs))]
-        prints = [_fingerprint(members[i], counts[f"h{i}"]) for i in range(len(defs))]
+        members = [int(counts[f"n{i}"] or 0) for i in everything]
+        prints = [_fingerprint(members[i], counts[f"h{i}"]) for i in everything]
+        done: dict[int, SegmentRun] = {}
+        for i in everything:
+            kept = _kept_membership(ctx, defs[i], history, prints[i], members[i])
+            if kept is not None:
+                done[i] = _run_row(defs[i], run_id, as_of, inputs, prints[i], *kept)
+        changed = [i for i in everything if i not in done]
+        if changed and cached is None:
+            cached = flags(changed).persist(StorageLevel.MEMORY_AND_DISK)
+            cached.count()  # evaluate once, before the publishing threads read it
+        rows = cached
 
         def publish(i: int) -> SegmentRun:
             d = defs[i]
+            assert rows is not None
+            out = rows.filter(F.col(f"__m{i}")).select(key, *d.project)
             path = lake.segment_path(d.output)
-            last = history.get(d.output.lower())
-            if last is not None and last["Fingerprint"] == prints[i]:
-                # Checked after evaluating: a concurrent commit made since then moves the
-                # version on and this run writes; one made later sorts after this row.
-                checked_at = dt.datetime.now(dt.UTC)
-                version = lake.version(path)
-                if version is not None and version == last["TableVersion"]:
-                    log.info(
-                        "segment %s: %d members, membership unchanged, version %d kept",
-                        d.output,
-                        members[i],
-                        version,
-                    )
-                    return SegmentRun(
-                        segment=d.output,
-                        name=d.name,
-                        type=d.type,
-                        run_id=run_id,
-                        as_of=as_of,
-                        evaluated_at=checked_at,
-                        members=members[i],
-                        joined=0,
-                        left=0,
-                        definition_hash=d.definition_hash,
-                        table_version=version,
-                        inputs_hash=inputs.get(d.output),
-                        fingerprint=prints[i],
-                    )
-            out = flags.filter(F.col(f"__m{i}")).select(key, *d.project)
-            done = lake.replace_members(out, path, key=key, run_id=run_id, count=members[i])
+            replaced = lake.replace_members(out, path, key=key, run_id=run_id, count=members[i])
             log.info(
                 "segment %s: %d members (+%d / -%d), version %d",
                 d.output,
-                done.members,
-                done.joined,
-                done.left,
-                done.version,
+                replaced.members,
+                replaced.joined,
+                replaced.left,
+                replaced.version,
             )
-            return SegmentRun(
-                segment=d.output,
-                name=d.name,
-                type=d.type,
-                run_id=run_id,
-                as_of=as_of,
-                evaluated_at=dt.datetime.now(dt.UTC),
-                members=done.members,
-                joined=done.joined,
-                left=done.left,
-                definition_hash=d.definition_hash,
-                table_version=done.version,
-                inputs_hash=inputs.get(d.output),
-                fingerprint=prints[i],
+            return _run_row(
+                d,
+                run_id,
+                as_of,
+                inputs,
+                prints[i],
+                dt.datetime.now(dt.UTC),
+                replaced.members,
+                replaced.joined,
+                replaced.left,
+                replaced.version,
             )
 
-        workers = max(1, min(_PUBLISH_THREADS, len(defs)))
+        workers = max(1, min(_PUBLISH_THREADS, len(changed)))
         with lake.commit_metadata(run_id), ThreadPoolExecutor(workers) as pool:
-            results = list(pool.map(publish, range(len(defs))))
+            done.update(zip(changed, pool.map(publish, changed), strict=True))
     finally:
-        flags.unpersist()
-    return results
+        if cached is not None:
+            cached.unpersist()
+    return [done[i] for i in everything]
+
+
+def _kept_membership(
+    ctx: Context,
+    d: SegmentDefinition,
+    history: dict[str, dict[str, object]],
+    fingerprint: str,
+    members: int,
+) -> tuple[dt.datetime, int, int, int, int] | None:
+    """``(evaluated_at, members, 0, 0, version)`` when the table's current version holds
+    exactly this membership (its recorded fingerprint matches), else None."""
+    last = history.get(d.output.lower())
+    if last is None or last["Fingerprint"] != fingerprint:
+        return None
+    # Checked after evaluating: a concurrent commit made before now moved the version
+    # on (so this run writes); one made later sorts after this run's row.
+    checked_at = dt.datetime.now(dt.UTC)
+    version = ctx.lake.version(ctx.lake.segment_path(d.output))
+    if version is None or version != last["TableVersion"]:
+        return None
+    log.info(
+        "segment %s: %d members, membership unchanged, version %d kept",
+        d.output,
+        members,
+        version,
+    )
+    return checked_at, members, 0, 0, version
+
+
+def _run_row(
+    d: SegmentDefinition,
+    run_id: str,
+    as_of: dt.datetime,
+    inputs: dict[str, str],
+    fingerprint: str,
+    evaluated_at: dt.datetime,
+    members: int,
+    joined: int,
+    left: int,
+    version: int,
+) -> SegmentRun:
+    return SegmentRun(
+        segment=d.output,
+        name=d.name,
+        type=d.type,
+        run_id=run_id,
+        as_of=as_of,
+        evaluated_at=evaluated_at,
+        members=members,
+        joined=joined,
+        left=left,
+        definition_hash=d.definition_hash,
+        table_version=version,
+        inputs_hash=inputs.get(d.output),
+        fingerprint=fingerprint,
+    )
