@@ -367,7 +367,7 @@ def _evaluate(
             done.update(zip(changed, pool.map(publish, changed), strict=True))
     finally:
         if cached is not None:
-            cached.unpersist()
+            cached.unpersist(blocking=True)
     return [done[i] for i in everything]
 
 
