@@ -4,14 +4,16 @@ Synthetic data as the issue states it: a 5,000-member source (a planted cluster)
 candidates (2% of them look-alikes from the same cluster), 2 numeric fields (already
 standardised) and 2 categorical fields (3 and 5 values). Measured:
 
-- seconds to find every candidate's 10 nearest source members within the kernel radius R:
+- seconds (after one warm-up run) to find every candidate's 10 nearest source members within R:
   the grid search against ``approxSimilarityJoin(threshold=R)`` at bucket lengths R, 2R, 4R
   (categories one-hot encoded with weight 10R, so a mismatch is never within R); the
   speed-up is taken against the fastest LSH setting whose recall@10 reaches 0.95 (or, when
   none does, the one with the best recall);
 - recall@10 of both against exact brute force (scikit-learn) on a sample of candidates;
 - held-out recall (20% of the source hidden among the candidates, 20% cap) of the product's
-  scoring, against exact kNN ranking by mean distance to the 10 nearest (no radius).
+  scoring, against exact brute-force kNN under the same rules (score, 0.55 floor, cap) —
+  the goal — and, for what the floor costs, against exact kNN ranking by mean distance to
+  the 10 nearest with no floor, which fills the whole cap.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from pyspark.sql import functions as F
 
 from benchmarks._harness import row
 from expansion.neighbours import kernel_scores, knn_within
-from expansion.quality import bandwidth, held_out_split, select_top
+from expansion.quality import FLOOR, bandwidth, held_out_split, select_top
 
 log = logging.getLogger(__name__)
 
@@ -138,21 +140,37 @@ def _pandas(df: DataFrame) -> Any:
     return pdf
 
 
-def _exact_knn_held_out(query: Any, fit: Any, hidden: set[int], cap: int) -> float:
-    """Held-out recall of exact kNN ranking (mean distance to the 10 nearest, same block, no radius)."""
+def _exact_knn_held_out(
+    query: Any, fit: Any, hidden: set[int], cap: int, radius: float
+) -> tuple[float, float]:
+    """Held-out recall of two exact-kNN look-alike models (brute force, same block):
+
+    * the product's rules on exact neighbours: mean Epanechnikov kernel over the 10
+      nearest (0 beyond ``radius``), 0.55 floor, ``cap`` best, ties to the smaller id —
+      what the grid search must match, since it only finds neighbours faster;
+    * ranking by mean distance to the 10 nearest with no floor, filling the whole cap.
+    """
     from sklearn.neighbors import NearestNeighbors
 
     means = np.full(len(query), np.inf)
+    scores = np.zeros(len(query))
     for blk, grp in query.groupby("blk"):
         ref = fit[fit["blk"] == blk]
         if len(ref) == 0:
             continue
         nn = NearestNeighbors(n_neighbors=min(K, len(ref))).fit(ref[["_z0", "_z1"]].to_numpy())
         dist, _ = nn.kneighbors(grp[["_z0", "_z1"]].to_numpy())
-        means[grp.index.to_numpy()] = dist.mean(axis=1)
-    order = np.lexsort((query["_id"].to_numpy(), means))[:cap]
-    chosen = set(query["_id"].to_numpy()[order].tolist())
-    return len(chosen & hidden) / len(hidden)
+        rows = grp.index.to_numpy()
+        means[rows] = dist.mean(axis=1)
+        scores[rows] = np.clip(1.0 - (dist / radius) ** 2, 0.0, None).sum(axis=1) / K
+    ids = query["_id"].to_numpy()
+
+    def recall(order: Any) -> float:
+        return len(set(ids[order[:cap]].tolist()) & hidden) / len(hidden)
+
+    floor = np.flatnonzero(scores >= FLOOR)
+    by_score = floor[np.lexsort((ids[floor], -scores[floor]))]
+    return recall(by_score), recall(np.lexsort((ids, means)))
 
 
 def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
@@ -163,10 +181,16 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     note = f"{SOURCE} source x {n_cand} candidates, 2 numeric + 2 categorical fields, k={K}"
 
-    started = time.perf_counter()
-    radius = bandwidth(source, 2, K)
-    ours, t_search = _timed(knn_within(candidates, source, dims=2, k=K, radius=radius))
-    t_ours = time.perf_counter() - started
+    def grid() -> tuple[DataFrame, float, float, float]:
+        started = time.perf_counter()
+        radius = bandwidth(source, 2, K)
+        found, t_search = _timed(knn_within(candidates, source, dims=2, k=K, radius=radius))
+        return found, radius, t_search, time.perf_counter() - started
+
+    # Timed warm: the first Spark queries of a process compile their code (the bandwidth
+    # step took 14 s cold, 2-3 s warm); LSH runs after this, in the warmed process.
+    grid()[0].unpersist()
+    ours, radius, t_search, t_ours = grid()
     log.info("grid kNN: R=%.4f, %.1f s (search %.1f s)", radius, t_ours, t_search)
     rows.append(row(NAME, "grid_knn_seconds", t_search, "", f"{note}; search only, R={radius:.4f}"))
     rows.append(
@@ -240,32 +264,44 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
     found = chosen.join(hidden_df.select("_id"), "_id").count()
     ours_recall = found / len(hidden)
     query_pd = _pandas(query).reset_index(drop=True)
-    exact_recall = _exact_knn_held_out(query_pd, _pandas(fit), hidden, cap)
+    same_rules, by_distance = _exact_knn_held_out(query_pd, _pandas(fit), hidden, cap, r_fit)
+    returned = chosen.count()
     rows.append(
         row(
             NAME,
             "held_out_recall",
             ours_recall,
             "",
-            f"{len(hidden)} hidden, cap {cap}; random {cap / (n_cand + len(hidden)):.3f}",
+            f"{len(hidden)} hidden, cap {cap}, {returned} returned at score >= {FLOOR}; "
+            f"random pick of the same size {returned / (n_cand + len(hidden)):.4f}",
         )
     )
     rows.append(
         row(
             NAME,
             "held_out_recall_exact_knn",
-            exact_recall,
+            same_rules,
             "",
-            "exact kNN mean distance to 10 nearest, same split and cap",
+            "brute-force 10 nearest, same score, floor and cap",
         )
     )
     rows.append(
         row(
             NAME,
             "held_out_recall_ratio",
-            ours_recall / exact_recall if exact_recall else float("nan"),
+            ours_recall / same_rules if same_rules else float("nan"),
             ">= 1.0x",
+            "vs exact kNN under the same scoring rules",
+        )
+    )
+    rows.append(
+        row(
+            NAME,
+            "held_out_recall_exact_knn_no_floor",
+            by_distance,
             "",
+            f"brute force ranked by mean distance to the 10 nearest, no floor, all {cap} returned; "
+            f"ours / this = {ours_recall / by_distance if by_distance else float('nan'):.3f}",
         )
     )
     candidates.unpersist()

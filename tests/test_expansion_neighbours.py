@@ -114,3 +114,29 @@ def test_held_out_split_is_the_first_fifth_in_hash_order(spark, n: int) -> None:
     first = hashed.sort_values(["h", ID]).head(int(np.floor(0.2 * n + 0.5)))[ID]
     assert len(got) == n
     assert set(got.loc[got["_hid"], ID]) == set(first)
+
+
+def test_bandwidth_is_the_99th_percentile_kth_neighbour_distance(spark) -> None:
+    from expansion.quality import FLOOR, bandwidth
+
+    rng = np.random.default_rng(11)
+    k = 5
+    # Two blocks of a tight cluster plus three far outliers that have no k others within
+    # the source's RMS spread and so stay out of the percentile.
+    z = np.vstack([rng.normal(0.0, 0.2, (300, 2)), [[9.0, 9.0], [-9.0, 9.0], [9.0, -9.0]]])
+    blocks = np.concatenate([rng.integers(0, 2, 300), [0, 1, 0]])
+    spread = float(np.sqrt(z.var(axis=0).sum()))  # var_pop per axis
+    kth = []
+    for b in (0, 1):
+        pts = z[blocks == b]
+        dist, _ = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(pts).kneighbors(pts)
+        kth.extend(d for d in dist[:, k] if d < spread)  # rank k+1 counting the member itself
+    values = np.sort(np.array(kth))
+    assert len(values) == 300
+
+    radius = bandwidth(_frame(spark, np.arange(len(z)), blocks, z), 2, k)
+
+    d = radius * np.sqrt(1.0 - FLOOR)
+    assert np.isclose(values, d, rtol=1e-9).any()  # one of the members' k-th distances
+    assert np.mean(values <= d * (1 + 1e-9)) >= 0.99
+    assert np.mean(values < d * (1 - 1e-9)) < 0.99
