@@ -199,17 +199,9 @@ def _run_level(
             continue
         evaluate.append(d)
     if evaluate:
+        assert versions is not None, "looked up before the first definition to evaluate"
         results += _evaluate(
-            ctx,
-            evaluate,
-            frame,
-            conditions,
-            as_of,
-            run_id,
-            inputs,
-            published,
-            history,
-            versions or {},
+            ctx, evaluate, frame, conditions, as_of, run_id, inputs, published, history, versions
         )
     lake.record_runs(results)
     return results
