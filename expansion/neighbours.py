@@ -5,13 +5,16 @@ source cluster meets a dense crowd of candidates and the pair count explodes. He
 query picks its own grid level so that it only meets about as many reference points as it
 needs:
 
-- Level ``l`` has cells of side ``s_l = radius / 2**l`` (coordinates floored per axis);
-  reference points are copied to the ``3**d`` cells around their own, per level used.
-- A query uses the finest level ``l`` whose own cell at level ``l + m`` (side ``s_l / 2**m``,
-  ``2**m >= sqrt(d)``) already holds ``k`` reference points of its block. Those ``k`` points
-  lie within ``sqrt(d) * s_l / 2**m <= s_l`` of it, so its true ``k`` nearest are within
-  ``s_l`` and therefore in the ``3**d`` neighbourhood: the answer is exact. A query with no
-  such level uses level 0, whose neighbourhood holds every reference within ``radius``.
+- A query uses the finest level ``l`` whose own dense-check cell, of side
+  ``a_l = radius / 2**(l + m)`` (``2**m >= sqrt(d)``; coordinates floored per axis), already
+  holds ``k`` reference points of its block. Those ``k`` points lie closer than
+  ``b_l = sqrt(d) * a_l`` to it, so its true ``k`` nearest do too.
+- Level ``l`` searches a grid of side ``b_l``: reference points are copied to the ``3**d``
+  cells around their own, per level used, and the ``3**d`` neighbourhood of the query's
+  cell holds every point closer than ``b_l``: the answer is exact. (A grid of side
+  ``radius / 2**l`` would do too, but ``b_l`` is smaller, 0.71 of it in 2-D, so a query
+  meets half the references.) A query with no such level uses level 0, a grid of side
+  ``radius``, whose neighbourhood holds every reference within ``radius``.
 - Pairs meet by an equi-join on (level, block, cell); exact squared distances and a
   ``row_number`` window keep the ``k`` nearest with distance < radius.
 
@@ -45,6 +48,15 @@ def _cells(z: list[str], scale: Column | float, prefix: str) -> list[Column]:
 
 def _scale(radius: float, level: int) -> float:
     return float(2**level) / radius
+
+
+def _search_scale(radius: float, level: int, dims: int) -> float:
+    """1 / b_l: level 0 searches cells of side ``radius``, level l >= 1 cells of ``sqrt(d) * a_l``."""
+    if level == 0:
+        return 1.0 / radius
+    # The margin keeps a k-th neighbour at almost exactly b_l inside the neighbourhood
+    # whatever the rounding of floor(z * scale).
+    return _scale(radius, level + _refine(dims)) / (math.sqrt(dims) * (1.0 + 1e-9))
 
 
 def knn_within(
@@ -101,7 +113,7 @@ def knn_within(
     level_col = F.greatest(F.lit(0), *flags) if flags else F.lit(0)
     qry = qry.select("_qid", BLOCK, *z, level_col.alias("_lvl"))
 
-    scales = F.array(*[F.lit(_scale(radius, lv)) for lv in range(max(used) + 1)])
+    scales = F.array(*[F.lit(_search_scale(radius, lv, dims)) for lv in range(max(used) + 1)])
     qry = qry.select(
         "_qid", BLOCK, "_lvl", *[F.col(c).alias(f"_q{c}") for c in z],
         *_cells(z, F.element_at(scales, F.col("_lvl") + 1), "_c"),
@@ -112,7 +124,7 @@ def knn_within(
     )
     parts = []
     for level in used:
-        base = ref.select("_rid", BLOCK, *z, *_cells(z, _scale(radius, level), "_b"))
+        base = ref.select("_rid", BLOCK, *z, *_cells(z, _search_scale(radius, level, dims), "_b"))
         parts.append(
             base.select(
                 "_rid", BLOCK, F.lit(level).alias("_lvl"), *[F.col(c).alias(f"_r{c}") for c in z],
@@ -127,15 +139,19 @@ def knn_within(
     for p in parts[1:]:
         spread = spread.unionByName(p)
 
-    pairs = qry.join(spread, ["_lvl", BLOCK, *[f"_c{i}" for i in range(dims)]])
+    keys = ["_lvl", BLOCK, *[f"_c{i}" for i in range(dims)]]
+    pairs = qry.join(spread, keys)
     dist2 = sum(
         ((F.col(f"_q{c}") - F.col(f"_r{c}")) ** 2 for c in z[1:]),
         (F.col(f"_q{z[0]}") - F.col(f"_r{z[0]}")) ** 2,
     )
-    close = pairs.select("_qid", "_rid", dist2.alias("Dist2")).where(
+    close = pairs.select(*keys, "_qid", "_rid", dist2.alias("Dist2")).where(
         F.col("Dist2") < F.lit(radius * radius)
     )
-    w = Window.partitionBy("_qid").orderBy("Dist2", "_rid")
+    # A query has one (level, block, cell), so all its pairs come out of one join key:
+    # partitioning the window by the join keys too keeps the pairs where the join made
+    # them instead of shuffling every pair again by query.
+    w = Window.partitionBy(*keys, "_qid").orderBy("Dist2", "_rid")
     ranked = close.select("*", F.row_number().over(w).alias("Rank")).where(F.col("Rank") <= k)
     return ranked.select(F.col("_qid").alias("Qid"), F.col("_rid").alias("Rid"), "Dist2", "Rank")
 
