@@ -26,16 +26,12 @@ help:
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
 
-# uv resolves and unpacks the ~1 GB of wheels in parallel: a fresh install takes a fraction
-# of pip's time, which matters for make test's 15 minutes.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
 
-$(BIN)/uv: | $(BIN)/python
-	$(BIN)/pip install --quiet uv
-
-$(VENV)/.installed: pyproject.toml | $(BIN)/uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[dev,bench]"
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	touch $@
 
 install: $(VENV)/.installed
