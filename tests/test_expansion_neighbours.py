@@ -36,7 +36,7 @@ def _brute(q, r, qb, rb, k, radius):
     return out
 
 
-@pytest.mark.parametrize(("dims", "radius"), [(1, 0.3), (2, 0.8), (3, 1.5), (5, 2.5)])
+@pytest.mark.parametrize(("dims", "radius"), [(1, 0.3), (2, 0.8), (3, 1.5)])
 def test_knn_matches_brute_force(spark, dims, radius):
     rng = np.random.default_rng(dims)
     # A dense planted cluster (forces fine levels) plus a sparse background (level 0).
