@@ -419,47 +419,12 @@ def source_lake(spark: SparkSession, base: Path) -> Path:
     return _SOURCES["contoso"]
 
 
-def _class_archive(source: Path, where: Path) -> Path:
-    """A class-data-sharing archive from one complete run on a copy of ``source``.
-
-    Every later subprocess JVM maps the classes from it instead of loading and verifying
-    them again, which takes about a third off each short run (the runs stay the same).
-    """
-    archive = where / "cohortlake.jsa"
-    root = where / "lake"
-    shutil.copytree(source, root)
-    conf = write_conf(where / "conf", root, f"-XX:ArchiveClassesAtExit={archive}")
-    run = start_run(conf, root, AS_OF_A, where / "warm-up.log")
-    try:
-        assert run.wait() == 0, run.stderr()[-3000:]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the JVM writes the archive as it exits
-            try:
-                os.killpg(run.proc.pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-    finally:
-        kill_group_quietly(run)
-    assert archive.is_file(), run.stderr()[-3000:]
-    return archive
-
-
 def fresh_lake(
-    spark: SparkSession, base: Path, where: Path, *, class_archive: bool = False
+    spark: SparkSession, base: Path, where: Path
 ) -> tuple[Path, Path, dict[str, dict[str, frozenset[str]]]]:
-    """A copy of the source lakehouse at ``where/lake``, its conf, and the expected members.
-
-    With ``class_archive`` the runs share a class-data-sharing archive; building it costs
-    one run, so it pays off only for a long series of runs.
-    """
+    """A copy of the source lakehouse at ``where/lake``, its conf, and the expected members."""
     source = source_lake(spark, base)
-    options = ""
-    if class_archive:
-        if "archive" not in _SOURCES:
-            _SOURCES["archive"] = _class_archive(source, base / "warm-up")
-        options = f"-XX:SharedArchiveFile={_SOURCES['archive']}"
     root = where / "lake"
     shutil.copytree(source, root)
-    conf = write_conf(where / "conf", root, options)
+    conf = write_conf(where / "conf", root)
     return root, conf, expected_members(Lake(spark, str(root)))

@@ -1,0 +1,230 @@
+"""The SIGKILL harness's kill series: one lakehouse, runs killed at random moments, checks.
+
+See ``test_crash_safety.py`` for what is proved; ``conftest.py`` starts the series in a
+background thread with the session, because it mostly waits on its subprocess's JVM.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import re
+import threading
+import time
+from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _subprocess_runs import (
+    AS_OF_A,
+    AS_OF_B,
+    OUTPUTS,
+    Check,
+    RunProcess,
+    check_invariants,
+    fresh_lake,
+    kill_group_quietly,
+    members_at,
+    run_id_of,
+    run_rows,
+    start_run,
+    write_conf,
+)
+from pyspark.sql import SparkSession
+
+SEED = 20260808
+MIN_KILLS = 20
+MAX_ATTEMPTS = MIN_KILLS + 8
+
+START = re.compile(r"segment run \S+: \d+ of \d+ definitions")
+COMMITTED = re.compile(r"segment \w+: \d+ members")
+LEVEL0 = re.compile(r"level 0: ")
+LAST = re.compile(r"segment RecentStoreBuyersInBigStates: \d+ members")
+LEVEL1 = re.compile(r"level 1: ")
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*", re.M)
+
+# What is on disk after a kill, from the killed run's point of view.
+BEFORE_ANY_COMMIT = "before any commit"
+BETWEEN_COMMITS = "between commits"
+AFTER_LAST_COMMIT = "after the last segment commit, before its segment_runs row"
+ALL_RECORDED = "after every commit and segment_runs row"
+# Each required phase, and the moment that reaches it whatever the load: right at a log line.
+TARGETS: dict[str, re.Pattern[str]] = {
+    BEFORE_ANY_COMMIT: START,
+    BETWEEN_COMMITS: LEVEL0,
+    AFTER_LAST_COMMIT: LAST,
+}
+
+
+def _stamp(stderr: str, pattern: re.Pattern[str]) -> float:
+    """The log timestamp (seconds) of the first line matching ``pattern``."""
+    for line in stderr.splitlines():
+        found = STAMP.match(line)
+        if found and pattern.search(line):
+            return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise AssertionError(f"no log line matches {pattern.pattern!r}:\n{stderr[-2000:]}")
+
+
+def _phase(before: Check, after: Check, run_id: str | None) -> str:
+    """Which phase the kill hit, judged by what the killed run left behind."""
+    committed = [o for o in OUTPUTS if after.state.versions[o] != before.state.versions[o]]
+    rows = run_rows(after.state, run_id) if run_id else after.state.runs.iloc[0:0]
+    if not committed and rows.empty:
+        return BEFORE_ANY_COMMIT
+    if len(committed) < len(OUTPUTS):
+        return BETWEEN_COMMITS
+    return AFTER_LAST_COMMIT if len(rows) < len(OUTPUTS) else ALL_RECORDED
+
+
+def _check_kill(
+    before: Check, after: Check, as_of: str, expected: dict[str, dict[str, frozenset[str]]]
+) -> list[str]:
+    """The killed run changed a table only to its own complete membership; none disappeared."""
+    problems = list(after.problems)
+    for output in OUTPUTS:
+        old, new = before.state.versions[output], after.state.versions[output]
+        if old is not None and new is None:
+            problems.append(f"{output}: the table disappeared")
+        elif new is not None and new != old:
+            keys = members_at(after.root, output, new)
+            if len(keys) != len(expected[as_of][output]) or set(keys) != expected[as_of][output]:
+                problems.append(f"{output} v{new}: the killed run committed a partial membership")
+    return problems
+
+
+def _other_as_of(check: Check, expected: dict[str, dict[str, frozenset[str]]]) -> str:
+    """The as-of that changes most of what the lakehouse holds now (so the run commits)."""
+    at_a = 0
+    for output in OUTPUTS:
+        version = check.state.versions[output]
+        if (
+            version is not None
+            and frozenset(members_at(check.root, output, version)) == (expected[AS_OF_A][output])
+        ):
+            at_a += 1
+    return AS_OF_B if 2 * at_a > len(OUTPUTS) else AS_OF_A
+
+
+@dataclass
+class KillSeries:
+    """One lakehouse's series of killed runs and what they showed."""
+
+    root: Path
+    conf: Path
+    expected: dict[str, dict[str, frozenset[str]]]
+    stop: threading.Event = field(default_factory=threading.Event)
+    kills: int = 0
+    attempts: int = 0
+    phases: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+    rows_lost: int = 0
+    full: float = 0.0
+    final_as_of: str = ""
+    seconds: float = 0.0
+
+
+def _run_to_end(series: KillSeries, conf: Path, as_of: str, log: Path) -> RunProcess:
+    run = start_run(conf, series.root, as_of, log)
+    try:
+        assert run.wait() == 0, run.stderr()[-3000:]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the JVM may still be writing its class archive
+            try:
+                os.killpg(run.proc.pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+    finally:
+        kill_group_quietly(run)
+    return run
+
+
+def _kill_series(series: KillSeries, seed: int) -> KillSeries:
+    """A complete run, then killed runs until ``MIN_KILLS`` and every phase, then a complete run.
+
+    The first run also writes a class-data-sharing archive that every later JVM maps
+    (about a third off each short run).
+    """
+    started = time.monotonic()
+    rng = random.Random(seed)
+    root, expected, logs = series.root, series.expected, series.conf.parent
+    archive = logs / "cohortlake.jsa"
+    first_conf = write_conf(logs / "conf-first", root, f"-XX:ArchiveClassesAtExit={archive}")
+    first = _run_to_end(series, first_conf, AS_OF_A, logs / "run-0.log")
+    series.full = time.monotonic() - first.started
+    conf = write_conf(logs / "conf-shared", root, f"-XX:SharedArchiveFile={archive}")
+    if not archive.is_file():
+        conf = series.conf
+    log = first.stderr()
+    spans = {  # how long each stretch of a complete run took, from its log
+        START: _stamp(log, COMMITTED) - _stamp(log, START),
+        COMMITTED: _stamp(log, LEVEL0) - _stamp(log, COMMITTED) + 0.5,
+        LEVEL0: _stamp(log, LAST) - _stamp(log, LEVEL0),
+        LAST: _stamp(log, LEVEL1) - _stamp(log, LAST) + 0.3,  # the last segment_runs append
+    }
+    current = check_invariants(root, expected)
+    assert not current.problems, current.problems
+    assert all(current.state.versions[o] is not None for o in OUTPUTS), current.state.versions
+
+    # The last append is the shortest stretch, so it gets two tickets.
+    markers: list[re.Pattern[str] | None] = [None, START, COMMITTED, LEVEL0, LAST, LAST]
+    rng.shuffle(markers)  # the first attempts hit every marker once, the rest at random
+    while series.attempts < MAX_ATTEMPTS and not series.stop.is_set():
+        missing = [p for p in TARGETS if p not in series.phases]
+        if series.kills >= MIN_KILLS and not missing:
+            break
+        series.attempts += 1
+        as_of = _other_as_of(current, expected)
+        n = series.attempts - 1
+        if series.kills >= MIN_KILLS:  # a phase the random moments missed: kill at its line
+            marker, delay = TARGETS[missing[0]], 0.0
+        else:
+            marker = markers[n] if n < len(markers) else rng.choice(markers)
+            delay = rng.uniform(0, series.full if marker is None else spans[marker])
+        run = start_run(conf, root, as_of, logs / f"run-{series.attempts}.log")
+        try:
+            if marker is not None:
+                run.wait_for(marker, timeout=3 * series.full + 30)
+            time.sleep(max(0.0, delay - (time.monotonic() - run.started if marker is None else 0)))
+            killed = run.kill()
+        finally:
+            kill_group_quietly(run)
+        after = check_invariants(root, expected)
+        series.rows_lost += after.rows_lost
+        where = (
+            f"attempt {series.attempts} (as of {as_of}, "
+            f"{marker.pattern if marker else 'launch'} + {delay:.2f}s)"
+        )
+        series.problems += [f"{where}: {p}" for p in _check_kill(current, after, as_of, expected)]
+        if killed:
+            series.kills += 1
+            series.phases[_phase(current, after, run_id_of(run))] += 1
+        elif run.returncode != 0:
+            series.problems.append(f"{where}: run ended with {run.returncode} before the kill")
+        current = after
+
+    if not series.stop.is_set():
+        series.final_as_of = _other_as_of(current, expected)
+        last = _run_to_end(series, conf, series.final_as_of, logs / "run-final.log")
+        final = check_invariants(root, expected)
+        series.rows_lost += final.rows_lost
+        series.problems += [f"final run: {p}" for p in final.problems]
+        last_id = run_id_of(last)
+        assert last_id is not None
+        recorded = run_rows(final.state, last_id)
+        assert sorted(recorded["Segment"]) == sorted(OUTPUTS), recorded
+        assert set(recorded["Status"]) <= {"succeeded", "skipped"}, recorded
+    series.seconds = time.monotonic() - started
+    return series
+
+
+def start_kill_series(
+    spark: SparkSession, base: Path, where: Path
+) -> tuple[KillSeries, Future[KillSeries], ThreadPoolExecutor]:
+    """Prepare a lakehouse (Spark, this thread) and start its kill series in a thread."""
+    root, conf, expected = fresh_lake(spark, base, where)
+    series = KillSeries(root, conf, expected)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="kill-series")
+    return series, pool.submit(_kill_series, series, SEED), pool
