@@ -36,7 +36,7 @@ from pyspark.sql import SparkSession
 
 SEED = 20260808
 MIN_KILLS = 20
-MAX_ATTEMPTS = MIN_KILLS + 8
+MAX_ATTEMPTS = MIN_KILLS + 12
 
 START = re.compile(r"segment run \S+: \d+ of \d+ definitions")
 COMMITTED = re.compile(r"segment \w+: \d+ members")
@@ -65,6 +65,22 @@ def _stamp(stderr: str, pattern: re.Pattern[str]) -> float:
         if found and pattern.search(line):
             return dt.datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     raise AssertionError(f"no log line matches {pattern.pattern!r}:\n{stderr[-2000:]}")
+
+
+def _spans(log: str) -> dict[re.Pattern[str], float]:
+    """How long each stretch of a complete run took, from its log (the load changes them)."""
+    return {
+        START: _stamp(log, COMMITTED) - _stamp(log, START),
+        COMMITTED: _stamp(log, LEVEL0) - _stamp(log, COMMITTED) + 0.5,
+        LEVEL0: _stamp(log, LAST) - _stamp(log, LEVEL0),
+        LAST: _stamp(log, LEVEL1) - _stamp(log, LAST) + 0.3,  # the last segment_runs append
+    }
+
+
+def _until_done(run: RunProcess) -> float:
+    """Seconds from a complete run's launch to its last log line (not the JVM's exit)."""
+    launched = time.time() - (time.monotonic() - run.started)
+    return _stamp(run.stderr(), LEVEL1) - launched + 0.5
 
 
 def _phase(before: Check, after: Check, run_id: str | None) -> str:
@@ -153,17 +169,11 @@ def _kill_series(series: KillSeries, seed: int) -> KillSeries:
     archive = logs / "cohortlake.jsa"
     first_conf = write_conf(logs / "conf-first", root, f"-XX:ArchiveClassesAtExit={archive}")
     first = _run_to_end(series, first_conf, AS_OF_A, logs / "run-0.log")
-    series.full = time.monotonic() - first.started
+    series.full = _until_done(first)
     conf = write_conf(logs / "conf-shared", root, f"-XX:SharedArchiveFile={archive}")
     if not archive.is_file():
         conf = series.conf
-    log = first.stderr()
-    spans = {  # how long each stretch of a complete run took, from its log
-        START: _stamp(log, COMMITTED) - _stamp(log, START),
-        COMMITTED: _stamp(log, LEVEL0) - _stamp(log, COMMITTED) + 0.5,
-        LEVEL0: _stamp(log, LAST) - _stamp(log, LEVEL0),
-        LAST: _stamp(log, LEVEL1) - _stamp(log, LAST) + 0.3,  # the last segment_runs append
-    }
+    spans = _spans(first.stderr())
     current = check_invariants(root, expected)
     assert not current.problems, current.problems
     assert all(current.state.versions[o] is not None for o in OUTPUTS), current.state.versions
@@ -178,8 +188,8 @@ def _kill_series(series: KillSeries, seed: int) -> KillSeries:
         series.attempts += 1
         as_of = _other_as_of(current, expected)
         n = series.attempts - 1
-        if series.kills >= MIN_KILLS:  # a phase the random moments missed: kill at its line
-            marker, delay = TARGETS[missing[0]], 0.0
+        if missing and series.kills >= MIN_KILLS - len(missing):
+            marker, delay = TARGETS[missing[0]], 0.0  # a phase the random moments missed
         else:
             marker = markers[n] if n < len(markers) else rng.choice(markers)
             delay = rng.uniform(0, series.full if marker is None else spans[marker])
@@ -203,6 +213,9 @@ def _kill_series(series: KillSeries, seed: int) -> KillSeries:
             series.phases[_phase(current, after, run_id_of(run))] += 1
         elif run.returncode != 0:
             series.problems.append(f"{where}: run ended with {run.returncode} before the kill")
+        elif LEVEL1.search(run.stderr()):  # it ran to the end: time the next moments by it
+            spans = _spans(run.stderr())
+            series.full = _until_done(run)
         current = after
 
     if not series.stop.is_set():

@@ -9,10 +9,10 @@ every run would change every membership. After each kill the lakehouse is read w
 delta-rs and checked against memberships computed with pandas; at the end one run
 without a kill must complete with the right members (read back with Spark).
 
-The series mostly waits on its subprocess's JVM, so it runs in a background thread
-while the rest of the suite runs (``kill_series`` in ``conftest.py`` starts it with the
-session; this test is moved last and waits for it). Run alone, it starts when this test
-does.
+``make test-reliability`` runs it (about 6 minutes on 2 cores; not in ``make test``).
+When a session also runs other tests, ``kill_series`` in ``conftest.py`` starts the
+series with the session in a background thread (it mostly waits on its subprocess's
+JVM) and this test, moved last, waits for it.
 """
 
 from __future__ import annotations
