@@ -48,7 +48,7 @@ from insights.distributions import (
     numeric_rows,
     top_categories,
 )
-from insights.values import is_numeric, long_values
+from insights.values import field_names, is_numeric, long_values
 
 __all__ = [
     "BUCKETS",
@@ -117,10 +117,13 @@ def mann_whitney_p(u_primary: float, n1: int, n2: int, ties: float) -> float | N
 
 def _side_counts(sides: DataFrame, fields: tuple[FieldRef, ...]) -> DataFrame:
     """(Field, Num, Cat) -> Np, No: customers per distinct value on each side (nulls included)."""
-    long = long_values(sides, fields, ["IsPrimary"])
+    long = long_values(sides, fields, ["IsPrimary"], by_index=True)
     p = F.col("IsPrimary").cast("long")
-    return long.groupBy("Field", "Num", "Cat").agg(
+    counts = long.groupBy("Field", "Num", "Cat").agg(
         F.sum(p).alias("Np"), F.sum(F.lit(1).cast("long") - p).alias("No")
+    )
+    return counts.select(
+        field_names(F.col("Field"), fields).alias("Field"), "Num", "Cat", "Np", "No"
     )
 
 
