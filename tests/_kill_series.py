@@ -1,7 +1,6 @@
 """The SIGKILL harness's kill series: one lakehouse, runs killed at random moments, checks.
 
-See ``test_crash_safety.py`` for what is proved; ``conftest.py`` starts the series in a
-background thread with the session, because it mostly waits on its subprocess's JVM.
+See ``test_crash_safety.py`` for what is proved.
 """
 
 from __future__ import annotations
@@ -10,10 +9,8 @@ import datetime as dt
 import os
 import random
 import re
-import threading
 import time
 from collections import Counter
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +21,6 @@ from _subprocess_runs import (
     Check,
     RunProcess,
     check_invariants,
-    fresh_lake,
     kill_group_quietly,
     members_at,
     run_id_of,
@@ -32,7 +28,6 @@ from _subprocess_runs import (
     start_run,
     write_conf,
 )
-from pyspark.sql import SparkSession
 
 SEED = 20260808
 MIN_KILLS = 20
@@ -130,7 +125,6 @@ class KillSeries:
     root: Path
     conf: Path
     expected: dict[str, dict[str, frozenset[str]]]
-    stop: threading.Event = field(default_factory=threading.Event)
     kills: int = 0
     attempts: int = 0
     phases: Counter[str] = field(default_factory=Counter)
@@ -141,8 +135,8 @@ class KillSeries:
     seconds: float = 0.0
 
 
-def _run_to_end(series: KillSeries, conf: Path, as_of: str, log: Path) -> RunProcess:
-    run = start_run(conf, series.root, as_of, log)
+def _run_to_end(root: Path, conf: Path, as_of: str, log: Path) -> RunProcess:
+    run = start_run(conf, root, as_of, log)
     try:
         assert run.wait() == 0, run.stderr()[-3000:]
         deadline = time.monotonic() + 120
@@ -157,7 +151,7 @@ def _run_to_end(series: KillSeries, conf: Path, as_of: str, log: Path) -> RunPro
     return run
 
 
-def _kill_series(series: KillSeries, seed: int) -> KillSeries:
+def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
     """A complete run, then killed runs until ``MIN_KILLS`` and every phase, then a complete run.
 
     The first run also writes a class-data-sharing archive that every later JVM maps
@@ -168,7 +162,7 @@ def _kill_series(series: KillSeries, seed: int) -> KillSeries:
     root, expected, logs = series.root, series.expected, series.conf.parent
     archive = logs / "cohortlake.jsa"
     first_conf = write_conf(logs / "conf-first", root, f"-XX:ArchiveClassesAtExit={archive}")
-    first = _run_to_end(series, first_conf, AS_OF_A, logs / "run-0.log")
+    first = _run_to_end(root, first_conf, AS_OF_A, logs / "run-0.log")
     series.full = _until_done(first)
     conf = write_conf(logs / "conf-shared", root, f"-XX:SharedArchiveFile={archive}")
     if not archive.is_file():
@@ -181,7 +175,7 @@ def _kill_series(series: KillSeries, seed: int) -> KillSeries:
     # The last append is the shortest stretch, so it gets two tickets.
     markers: list[re.Pattern[str] | None] = [None, START, COMMITTED, LEVEL0, LAST, LAST]
     rng.shuffle(markers)  # the first attempts hit every marker once, the rest at random
-    while series.attempts < MAX_ATTEMPTS and not series.stop.is_set():
+    while series.attempts < MAX_ATTEMPTS:
         missing = [p for p in TARGETS if p not in series.phases]
         if series.kills >= MIN_KILLS and not missing:
             break
@@ -218,26 +212,15 @@ def _kill_series(series: KillSeries, seed: int) -> KillSeries:
             series.full = _until_done(run)
         current = after
 
-    if not series.stop.is_set():
-        series.final_as_of = _other_as_of(current, expected)
-        last = _run_to_end(series, conf, series.final_as_of, logs / "run-final.log")
-        final = check_invariants(root, expected)
-        series.rows_lost += final.rows_lost
-        series.problems += [f"final run: {p}" for p in final.problems]
-        last_id = run_id_of(last)
-        assert last_id is not None
-        recorded = run_rows(final.state, last_id)
-        assert sorted(recorded["Segment"]) == sorted(OUTPUTS), recorded
-        assert set(recorded["Status"]) <= {"succeeded", "skipped"}, recorded
+    series.final_as_of = _other_as_of(current, expected)
+    last = _run_to_end(root, conf, series.final_as_of, logs / "run-final.log")
+    final = check_invariants(root, expected)
+    series.rows_lost += final.rows_lost
+    series.problems += [f"final run: {p}" for p in final.problems]
+    last_id = run_id_of(last)
+    assert last_id is not None
+    recorded = run_rows(final.state, last_id)
+    assert sorted(recorded["Segment"]) == sorted(OUTPUTS), recorded
+    assert set(recorded["Status"]) <= {"succeeded", "skipped"}, recorded
     series.seconds = time.monotonic() - started
     return series
-
-
-def start_kill_series(
-    spark: SparkSession, base: Path, where: Path
-) -> tuple[KillSeries, Future[KillSeries], ThreadPoolExecutor]:
-    """Prepare a lakehouse (Spark, this thread) and start its kill series in a thread."""
-    root, conf, expected = fresh_lake(spark, base, where)
-    series = KillSeries(root, conf, expected)
-    pool = ThreadPoolExecutor(1, thread_name_prefix="kill-series")
-    return series, pool.submit(_kill_series, series, SEED), pool

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
-from _kill_series import KillSeries, start_kill_series
 from pyspark.sql import SparkSession
 
 from cohortlake.catalog import Catalog, load_catalog
@@ -49,28 +47,3 @@ def catalog() -> Catalog:
 @pytest.fixture
 def conf_dir() -> Path:
     return REPO / "conf"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that wait for a background harness run last, after the work they wait for."""
-    items.sort(key=lambda item: item.get_closest_marker("reliability") is not None)
-
-
-@pytest.fixture(scope="session")
-def kill_series(
-    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[KillSeries, Future[KillSeries]]]:
-    """The SIGKILL harness's series, running in a background thread (see _kill_series.py)."""
-    series, future, pool = start_kill_series(
-        spark, tmp_path_factory.getbasetemp(), tmp_path_factory.mktemp("kill-series")
-    )
-    yield series, future
-    series.stop.set()  # a session cut short: no new runs; the current one is killed below
-    pool.shutdown(wait=True)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _background_harnesses(request: pytest.FixtureRequest) -> None:
-    """Start the kill series with the first test when its test was collected."""
-    if any(item.get_closest_marker("reliability") for item in request.session.items):
-        request.getfixturevalue("kill_series")

@@ -10,28 +10,25 @@ delta-rs and checked against memberships computed with pandas; at the end one ru
 without a kill must complete with the right members (read back with Spark).
 
 ``make test-reliability`` runs it (about 6 minutes on 2 cores; not in ``make test``).
-When a session also runs other tests, ``kill_series`` in ``conftest.py`` starts the
-series with the session in a background thread (it mostly waits on its subprocess's
-JVM) and this test, moved last, waits for it.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from pathlib import Path
 
 import pytest
-from _kill_series import MIN_KILLS, TARGETS, KillSeries
-from _subprocess_runs import OUTPUTS, spark_keys
+from _kill_series import MIN_KILLS, TARGETS, KillSeries, run_kill_series
+from _subprocess_runs import OUTPUTS, fresh_lake, spark_keys
 from pyspark.sql import SparkSession
 
 pytestmark = pytest.mark.reliability
 
 
 def test_sigkill_at_random_moments_loses_nothing(
-    spark: SparkSession, kill_series: tuple[KillSeries, Future[KillSeries]]
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
-    _, future = kill_series
-    series = future.result(timeout=1800)
+    root, conf, expected = fresh_lake(spark, tmp_path_factory.getbasetemp(), tmp_path)
+    series = run_kill_series(KillSeries(root, conf, expected))
     rows_lost = series.rows_lost
     for output in OUTPUTS:  # Spark reads the right members after the last run too
         keys = spark_keys(spark, series.root, output)
