@@ -116,27 +116,63 @@ def test_held_out_split_is_the_first_fifth_in_hash_order(spark, n: int) -> None:
     assert set(got.loc[got["_hid"], ID]) == set(first)
 
 
-def test_bandwidth_is_the_99th_percentile_kth_neighbour_distance(spark) -> None:
-    from expansion.quality import FLOOR, bandwidth
-
+def _bandwidth_case(k: int):
+    """Two blocks of a tight cluster plus three far outliers that have no k others within
+    the source's RMS spread and so stay out of the percentile; the members' k-th distances."""
     rng = np.random.default_rng(11)
-    k = 5
-    # Two blocks of a tight cluster plus three far outliers that have no k others within
-    # the source's RMS spread and so stay out of the percentile.
     z = np.vstack([rng.normal(0.0, 0.2, (300, 2)), [[9.0, 9.0], [-9.0, 9.0], [9.0, -9.0]]])
     blocks = np.concatenate([rng.integers(0, 2, 300), [0, 1, 0]])
     spread = float(np.sqrt(z.var(axis=0).sum()))  # var_pop per axis
-    kth = []
+    kth: dict[int, float] = {}
     for b in (0, 1):
-        pts = z[blocks == b]
-        dist, _ = NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(pts).kneighbors(pts)
-        kth.extend(d for d in dist[:, k] if d < spread)  # rank k+1 counting the member itself
-    values = np.sort(np.array(kth))
-    assert len(values) == 300
+        ids = np.where(blocks == b)[0]
+        dist, _ = (
+            NearestNeighbors(n_neighbors=k + 1, algorithm="brute").fit(z[ids]).kneighbors(z[ids])
+        )
+        kth.update((int(i), d) for i, d in zip(ids, dist[:, k], strict=True) if d < spread)
+    return z, blocks, kth  # rank k+1 counting the member itself
+
+
+def _is_99th_percentile(values, d) -> bool:
+    """d is one of the values and the smallest with at least 99% of them at or below it."""
+    values = np.sort(np.asarray(values))
+    return bool(
+        np.isclose(values, d, rtol=1e-9).any()
+        and np.mean(values <= d * (1 + 1e-9)) >= 0.99
+        and np.mean(values < d * (1 - 1e-9)) < 0.99
+    )
+
+
+def test_bandwidth_is_the_99th_percentile_kth_neighbour_distance(spark) -> None:
+    from expansion.quality import FLOOR, bandwidth
+
+    k = 5
+    z, blocks, kth = _bandwidth_case(k)
+    assert len(kth) == 300
 
     radius = bandwidth(_frame(spark, np.arange(len(z)), blocks, z), 2, k)
 
+    assert _is_99th_percentile(list(kth.values()), radius * np.sqrt(1.0 - FLOOR))
+
+
+def test_bandwidth_of_a_large_source_searches_from_a_hashed_share(spark) -> None:
+    """Above max_queries, the percentile is over the members whose id hash falls in the share."""
+    from pyspark.sql import functions as F
+
+    from expansion.quality import _SAMPLE_BUCKETS, _SAMPLE_SEED, FLOOR, bandwidth
+
+    k, cap = 5, 50
+    z, blocks, kth = _bandwidth_case(k)
+    frame = _frame(spark, np.arange(len(z)), blocks, z)
+    # The share, drawn with Spark's own xxhash64 here: ids whose hash bucket is below the cut.
+    cut = int(cap / len(z) * _SAMPLE_BUCKETS)
+    bucket = F.pmod(F.xxhash64(F.col("_id"), F.lit(_SAMPLE_SEED)), F.lit(_SAMPLE_BUCKETS))
+    drawn = {r[0] for r in frame.where(bucket < cut).select("_id").collect()}
+    sampled = [d for i, d in kth.items() if i in drawn]
+    assert 20 < len(drawn) < 80 and len(sampled) < len(kth)
+
+    radius = bandwidth(frame, 2, k, max_queries=cap)
+
     d = radius * np.sqrt(1.0 - FLOOR)
-    assert np.isclose(values, d, rtol=1e-9).any()  # one of the members' k-th distances
-    assert np.mean(values <= d * (1 + 1e-9)) >= 0.99
-    assert np.mean(values < d * (1 - 1e-9)) < 0.99
+    assert _is_99th_percentile(sampled, d)
+    assert not _is_99th_percentile(list(kth.values()), d)  # the whole source gives another R
