@@ -20,12 +20,16 @@ from _subprocess_runs import (
     OUTPUTS,
     Check,
     RunProcess,
+    Spare,
     check_invariants,
+    discard,
+    go,
     kill_group_quietly,
     members_at,
     run_id_of,
     run_rows,
     start_run,
+    start_spare,
     write_conf,
 )
 
@@ -73,7 +77,7 @@ def _spans(log: str) -> dict[re.Pattern[str], float]:
 
 
 def _until_done(run: RunProcess) -> float:
-    """Seconds from a complete run's launch to its last log line (not the JVM's exit)."""
+    """Seconds from a complete run's go to its last log line (not the JVM's exit)."""
     launched = time.time() - (time.monotonic() - run.started)
     return _stamp(run.stderr(), LEVEL1) - launched + 0.5
 
@@ -155,7 +159,9 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
     """A complete run, then killed runs until ``MIN_KILLS`` and every phase, then a complete run.
 
     The first run also writes a class-data-sharing archive that every later JVM maps
-    (about a third off each short run).
+    (about a third off each short run). Every later run is a warm spare
+    (``_warm_run.py``) started while the run before it goes on, so its JVM start-up
+    overlaps that run and its kill moments are timed from the moment it was told to go.
     """
     started = time.monotonic()
     rng = random.Random(seed)
@@ -163,10 +169,12 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
     archive = logs / "cohortlake.jsa"
     first_conf = write_conf(logs / "conf-first", root, f"-XX:ArchiveClassesAtExit={archive}")
     first = _run_to_end(root, first_conf, AS_OF_A, logs / "run-0.log")
-    series.full = _until_done(first)
     conf = write_conf(logs / "conf-shared", root, f"-XX:SharedArchiveFile={archive}")
     if not archive.is_file():
         conf = series.conf
+    spare: Spare | None = start_spare(conf, root, logs / "run-1.log")
+    # A warm run skips the cold start: time it from the first run's start line to its end.
+    series.full = _stamp(first.stderr(), LEVEL1) - _stamp(first.stderr(), START) + 1.0
     spans = _spans(first.stderr())
     current = check_invariants(root, expected)
     assert not current.problems, current.problems
@@ -175,45 +183,59 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
     # The last append is the shortest stretch, so it gets two tickets.
     markers: list[re.Pattern[str] | None] = [None, START, COMMITTED, LEVEL0, LAST, LAST]
     rng.shuffle(markers)  # the first attempts hit every marker once, the rest at random
-    while series.attempts < MAX_ATTEMPTS:
-        missing = [p for p in TARGETS if p not in series.phases]
-        if series.kills >= MIN_KILLS and not missing:
-            break
-        series.attempts += 1
-        as_of = _other_as_of(current, expected)
-        n = series.attempts - 1
-        if missing and series.kills >= MIN_KILLS - len(missing):
-            marker, delay = TARGETS[missing[0]], 0.0  # a phase the random moments missed
-        else:
-            marker = markers[n] if n < len(markers) else rng.choice(markers)
-            delay = rng.uniform(0, series.full if marker is None else spans[marker])
-        run = start_run(conf, root, as_of, logs / f"run-{series.attempts}.log")
-        try:
-            if marker is not None:
-                run.wait_for(marker, timeout=3 * series.full + 30)
-            time.sleep(max(0.0, delay - (time.monotonic() - run.started if marker is None else 0)))
-            killed = run.kill()
-        finally:
-            kill_group_quietly(run)
-        after = check_invariants(root, expected)
-        series.rows_lost += after.rows_lost
-        where = (
-            f"attempt {series.attempts} (as of {as_of}, "
-            f"{marker.pattern if marker else 'launch'} + {delay:.2f}s)"
-        )
-        series.problems += [f"{where}: {p}" for p in _check_kill(current, after, as_of, expected)]
-        if killed:
-            series.kills += 1
-            series.phases[_phase(current, after, run_id_of(run))] += 1
-        elif run.returncode != 0:
-            series.problems.append(f"{where}: run ended with {run.returncode} before the kill")
-        elif LEVEL1.search(run.stderr()):  # it ran to the end: time the next moments by it
-            spans = _spans(run.stderr())
-            series.full = _until_done(run)
-        current = after
+    try:
+        while series.attempts < MAX_ATTEMPTS:
+            missing = [p for p in TARGETS if p not in series.phases]
+            if series.kills >= MIN_KILLS and not missing:
+                break
+            series.attempts += 1
+            as_of = _other_as_of(current, expected)
+            n = series.attempts - 1
+            if missing and series.kills >= MIN_KILLS - len(missing):
+                marker, delay = TARGETS[missing[0]], 0.0  # a phase the random moments missed
+            else:
+                marker = markers[n] if n < len(markers) else rng.choice(markers)
+                delay = rng.uniform(0, series.full if marker is None else spans[marker])
+            assert spare is not None
+            run = go(spare, as_of)
+            spare = start_spare(conf, root, logs / f"run-{series.attempts + 1}.log")
+            try:
+                if marker is not None:
+                    run.wait_for(marker, timeout=3 * series.full + 30)
+                wait = delay - (time.monotonic() - run.started if marker is None else 0)
+                time.sleep(max(0.0, wait))
+                killed = run.kill()
+            finally:
+                kill_group_quietly(run)
+            after = check_invariants(root, expected)
+            series.rows_lost += after.rows_lost
+            where = (
+                f"attempt {series.attempts} (as of {as_of}, "
+                f"{marker.pattern if marker else 'go'} + {delay:.2f}s)"
+            )
+            series.problems += [
+                f"{where}: {p}" for p in _check_kill(current, after, as_of, expected)
+            ]
+            if killed:
+                series.kills += 1
+                series.phases[_phase(current, after, run_id_of(run))] += 1
+            elif run.returncode != 0:
+                series.problems.append(f"{where}: run ended with {run.returncode} before the kill")
+            elif LEVEL1.search(run.stderr()):  # it ran to the end: time the next moments by it
+                spans = _spans(run.stderr())
+                series.full = _until_done(run)
+            current = after
 
-    series.final_as_of = _other_as_of(current, expected)
-    last = _run_to_end(root, conf, series.final_as_of, logs / "run-final.log")
+        series.final_as_of = _other_as_of(current, expected)
+        assert spare is not None
+        last = go(spare, series.final_as_of)
+        spare = None
+        try:
+            assert last.wait() == 0, last.stderr()[-3000:]
+        finally:
+            kill_group_quietly(last)
+    finally:
+        discard(spare)
     final = check_invariants(root, expected)
     series.rows_lost += final.rows_lost
     series.problems += [f"final run: {p}" for p in final.problems]

@@ -13,6 +13,7 @@ import contextlib
 import datetime as dt
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -210,14 +211,18 @@ class RunProcess:
         return self.returncode
 
 
-def start_run(
-    conf: Path, root: Path, as_of: str, log: Path, extra: Sequence[str] = ()
-) -> RunProcess:
-    """Start ``python -m cohortlake.cli run`` for ``conf``/``root`` at ``as_of``."""
+def _env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     env.pop("PYSPARK_GATEWAY_PORT", None)
     env.pop("PYSPARK_GATEWAY_SECRET", None)
+    return env
+
+
+def start_run(
+    conf: Path, root: Path, as_of: str, log: Path, extra: Sequence[str] = ()
+) -> RunProcess:
+    """Start ``python -m cohortlake.cli run`` for ``conf``/``root`` at ``as_of``."""
     cmd = [
         sys.executable, "-m", "cohortlake.cli", "run",
         "--conf", str(conf), "--root", str(root), "--as-of", as_of, *extra,
@@ -226,13 +231,73 @@ def start_run(
         proc = subprocess.Popen(
             cmd,
             cwd=REPO,
-            env=env,
+            env=_env(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
         )
     return RunProcess(proc, log, time.monotonic(), as_of)
+
+
+@dataclass
+class Spare:
+    """A started ``_warm_run.py``: its JVM warms up until ``go`` hands it the run's arguments."""
+
+    proc: subprocess.Popen[bytes]
+    stderr_path: Path
+
+
+def start_spare(conf: Path, root: Path, log: Path) -> Spare:
+    """Start a warm run's process for ``conf``/``root`` (it waits for ``go``)."""
+    scratch = log.with_suffix(".warm")
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "tests" / "_warm_run.py"),
+                str(conf),
+                str(root),
+                str(scratch),
+            ],
+            cwd=REPO,
+            env=_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    return Spare(proc, log)
+
+
+def wait_ready(spare: Spare, timeout: float = 240) -> None:
+    """Block until the spare's JVM is warm (it logged READY)."""
+    deadline = time.monotonic() + timeout
+    while "READY" not in spare.stderr_path.read_text(errors="replace"):
+        if spare.proc.poll() is not None or time.monotonic() > deadline:
+            discard(spare)
+            raise AssertionError(
+                "warm run never got ready:\n"
+                + spare.stderr_path.read_text(errors="replace")[-3000:]
+            )
+        time.sleep(0.02)
+
+
+def go(spare: Spare, as_of: str, extra: Sequence[str] = ()) -> RunProcess:
+    """Start the spare's run at ``as_of`` now; the returned run is timed from this moment."""
+    wait_ready(spare)
+    assert spare.proc.stdin is not None
+    spare.proc.stdin.write((shlex.join(["--as-of", as_of, *extra]) + "\n").encode())
+    spare.proc.stdin.close()
+    return RunProcess(spare.proc, spare.stderr_path, time.monotonic(), as_of)
+
+
+def discard(spare: Spare | None) -> None:
+    """Kill a spare that was never told to go (its whole process group)."""
+    if spare is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(spare.proc.pid, signal.SIGKILL)
+        spare.proc.wait(timeout=60)
 
 
 def kill_group_quietly(run: RunProcess) -> None:

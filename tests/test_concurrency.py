@@ -1,6 +1,7 @@
 """Two segment runs at once on one lakehouse: both finish or one fails clearly; nothing is lost.
 
-Runs are subprocesses started together (``cohortlake run``), over a copy of a small
+Runs are subprocesses (``cohortlake run``) told to go at one moment once both JVMs are
+up (``_warm_run.py``), over a copy of a small
 Contoso lakehouse with three relative-date segments; memberships are computed
 independently with pandas and the lakehouse is read back with delta-rs and Spark.
 """
@@ -18,14 +19,16 @@ from _subprocess_runs import (
     Check,
     RunProcess,
     check_invariants,
+    discard,
     fresh_lake,
+    go,
     is_one_line_message,
     kill_group_quietly,
     members_at,
     run_id_of,
     run_rows,
     spark_keys,
-    start_run,
+    start_spare,
 )
 from pyspark.sql import SparkSession
 
@@ -37,10 +40,16 @@ INDEPENDENT = ("RecentStoreBuyers", "RecentBigSpenders")
 def _run_pair(
     conf: Path, root: Path, as_ofs: tuple[str, str], logs: Path, extra: tuple[list[str], list[str]]
 ) -> list[RunProcess]:
-    runs = [
-        start_run(conf, root, as_of, logs / f"{i}.log", more)
-        for i, (as_of, more) in enumerate(zip(as_ofs, extra, strict=True))
-    ]
+    """Both runs told to go at the same moment, once both JVMs are up (a tight race)."""
+    spares = [start_spare(conf, root, logs / f"{i}.log") for i in range(len(as_ofs))]
+    try:
+        runs = [
+            go(spare, as_of, more) for spare, as_of, more in zip(spares, as_ofs, extra, strict=True)
+        ]
+    except BaseException:
+        for spare in spares:
+            discard(spare)
+        raise
     try:
         for run in runs:
             run.wait(timeout=600)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
+from conftest import TEST_SPARK_CONF
 
 from cohortlake.context import load_context
 from cohortlake.demo import run_demo
@@ -29,24 +36,57 @@ CHROMIUM_FLAGS = [
 pytestmark = pytest.mark.slow
 
 
-def _run_demo(spark, base: Path):
-    """The lab at 2000 customers under ``base`` (a fresh copy of conf/ with the lab's segments)."""
+CUSTOMERS, SEED = 2000, 42
+LAB_SEGMENTS = (
+    "customers_from_california.yaml",
+    "high_value_online_customers.yaml",
+    "summer_promotion.yaml",
+)
+
+
+def _lab_conf(base: Path) -> Path:
+    """A fresh copy of conf/ with only the lab's segments, its Spark set as the suite's."""
     conf = base / "conf"
     shutil.copytree(REPO / "conf", conf)
     for extra in (conf / "segments").iterdir():
-        if extra.name not in (
-            "customers_from_california.yaml",
-            "high_value_online_customers.yaml",
-            "summer_promotion.yaml",
-        ):
+        if extra.name not in LAB_SEGMENTS:
             extra.unlink()
-    ctx = load_context(conf, root=str(base / "lakehouse"), spark=spark)
-    return ctx, run_demo(ctx, customers=2000, seed=42, as_of=AS_OF)
+    spark = {"master": "local[2]", "conf": dict(TEST_SPARK_CONF)}
+    (conf / "lakehouse.yaml").write_text(yaml.safe_dump({"spark": spark}, sort_keys=False))
+    return conf
 
 
 @pytest.fixture(scope="module")
-def demo(spark, tmp_path_factory: pytest.TempPathFactory):
-    return _run_demo(spark, tmp_path_factory.mktemp("demo"))
+def demo_again(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[subprocess.Popen[bytes], Path, Path]]:
+    """The lab once more, as ``cohortlake demo`` in its own process, started before the
+    in-process run so the two share the machine's cores (the determinism test compares them)."""
+    base = tmp_path_factory.mktemp("demo-again")
+    conf, root, log = _lab_conf(base), base / "lakehouse", base / "demo.log"
+    cmd = [
+        sys.executable, "-m", "cohortlake.cli", "demo", "--conf", str(conf), "--root", str(root),
+        "--customers", str(CUSTOMERS), "--seed", str(SEED), "--as-of", AS_OF.date().isoformat(),
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True
+        )
+    try:
+        yield proc, root, log
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def demo(spark, demo_again, tmp_path_factory: pytest.TempPathFactory):
+    """The lab at 2000 customers in this process (a fresh copy of conf/ with the lab's segments)."""
+    base = tmp_path_factory.mktemp("demo")
+    ctx = load_context(_lab_conf(base), root=str(base / "lakehouse"), spark=spark)
+    return ctx, run_demo(ctx, customers=CUSTOMERS, seed=SEED, as_of=AS_OF)
 
 
 def test_demo_writes_every_table_of_the_layout(demo) -> None:
@@ -174,12 +214,13 @@ def _suggestion_artifacts(root: Path) -> list[str]:
 
 
 def test_demo_twice_with_the_same_seed_and_as_of_gives_identical_tables(
-    demo, spark, tmp_path_factory: pytest.TempPathFactory
+    demo, demo_again, spark
 ) -> None:
+    """The in-process lab and ``cohortlake demo`` in another process give identical tables."""
     ctx, _ = demo
     first = Path(ctx.root)
-    again, _ = _run_demo(spark, tmp_path_factory.mktemp("demo-again"))
-    second = Path(again.root)
+    proc, second, log = demo_again
+    assert proc.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
 
     tables = _delta_tables(first)
     assert tables == _delta_tables(second)
