@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 
 from expansion.features import BLOCK, ID
 
-__all__ = ["DEFAULT_LEVELS", "kernel_scores", "knn_within"]
+__all__ = ["DEFAULT_LEVELS", "kernel_scores", "knn_within", "kth_distances"]
 
 DEFAULT_LEVELS = 8
 
@@ -59,28 +59,18 @@ def _search_scale(radius: float, level: int, dims: int) -> float:
     return _scale(radius, level + _refine(dims)) / (math.sqrt(dims) * (1.0 + 1e-9))
 
 
-def knn_within(
-    query: DataFrame,
-    reference: DataFrame,
-    *,
-    dims: int,
-    k: int,
-    radius: float,
-    levels: int = DEFAULT_LEVELS,
-) -> DataFrame:
-    """For each query row, its ``k`` nearest reference rows in the same block closer than ``radius``.
+def _close_pairs(
+    qry: DataFrame, ref: DataFrame, *, dims: int, k: int, radius: float, levels: int
+) -> tuple[DataFrame, list[str]]:
+    """Every (query, reference) pair of the same block closer than ``radius`` that the
+    grid search must compare (a superset of each query's k nearest), and the join keys.
 
-    Both frames hold ``_id``, ``_blk`` and ``_z0.._z{dims-1}``. Returns ``Qid``, ``Rid``,
-    ``Dist2`` (squared Euclidean distance) and ``Rank`` (1 = nearest; ties by ``Rid``).
+    ``qry`` holds ``_qid``, ``_blk`` and ``_z*``; ``ref`` holds ``_rid``, ``_blk``, ``_z*``
+    and ``_w``, how many reference points that row stands for (a dense cell needs
+    ``k`` of them). Returns ``keys + [_qid, _rid, _w, Dist2]``.
     """
-    if dims < 1:
-        raise ValueError("knn_within needs at least one coordinate")
-    if not radius > 0:
-        raise ValueError("radius must be positive")
     z = [f"_z{i}" for i in range(dims)]
     m = _refine(dims)
-    ref = reference.select(F.col(ID).alias("_rid"), BLOCK, *z)
-    qry = query.select(F.col(ID).alias("_qid"), BLOCK, *z)
 
     # Dense cells: at level l + m, cells holding at least k reference points. Small (at most
     # one row per k references and level), so each level's part is broadcast.
@@ -88,12 +78,12 @@ def knn_within(
     by_level = F.explode(F.sequence(F.lit(1), F.lit(levels))).alias("_lv")
     scale_of = F.array(*[F.lit(_scale(radius, lv + m)) for lv in range(levels + 1)])
     dense_all = (
-        ref.select(BLOCK, *z, by_level)
-        .select(BLOCK, "_lv", *_cells(z, F.element_at(scale_of, F.col("_lv") + 1), "_c"))
+        ref.select(BLOCK, *z, "_w", by_level)
+        .select(BLOCK, "_lv", "_w", *_cells(z, F.element_at(scale_of, F.col("_lv") + 1), "_c"))
         .groupBy("_lv", BLOCK, *cells)
-        .count()
-        .where(F.col("count") >= k)
-        .drop("count")
+        .agg(F.sum("_w").alias("_n"))
+        .where(F.col("_n") >= k)
+        .drop("_n")
     )
     found = sorted(int(r[0]) for r in dense_all.select("_lv").distinct().collect())
     flags: list[Column] = []
@@ -124,14 +114,16 @@ def knn_within(
     )
     parts = []
     for level in used:
-        base = ref.select("_rid", BLOCK, *z, *_cells(z, _search_scale(radius, level, dims), "_b"))
+        base = ref.select(
+            "_rid", BLOCK, "_w", *z, *_cells(z, _search_scale(radius, level, dims), "_b")
+        )
         parts.append(
             base.select(
-                "_rid", BLOCK, F.lit(level).alias("_lvl"), *[F.col(c).alias(f"_r{c}") for c in z],
+                "_rid", BLOCK, "_w", F.lit(level).alias("_lvl"), *[F.col(c).alias(f"_r{c}") for c in z],
                 F.explode(offsets).alias("_off"),
                 *[F.col(f"_b{i}") for i in range(dims)],
             ).select(
-                "_rid", BLOCK, "_lvl", *[f"_r{c}" for c in z],
+                "_rid", BLOCK, "_w", "_lvl", *[f"_r{c}" for c in z],
                 *[(F.col(f"_b{i}") + F.element_at("_off", i + 1)).alias(f"_c{i}") for i in range(dims)],
             )
         )  # fmt: skip
@@ -145,15 +137,98 @@ def knn_within(
         ((F.col(f"_q{c}") - F.col(f"_r{c}")) ** 2 for c in z[1:]),
         (F.col(f"_q{z[0]}") - F.col(f"_r{z[0]}")) ** 2,
     )
-    close = pairs.select(*keys, "_qid", "_rid", dist2.alias("Dist2")).where(
+    close = pairs.select(*keys, "_qid", "_rid", "_w", dist2.alias("Dist2")).where(
         F.col("Dist2") < F.lit(radius * radius)
     )
+    return close, keys
+
+
+def _check(dims: int, radius: float) -> None:
+    if dims < 1:
+        raise ValueError("knn_within needs at least one coordinate")
+    if not radius > 0:
+        raise ValueError("radius must be positive")
+
+
+def knn_within(
+    query: DataFrame,
+    reference: DataFrame,
+    *,
+    dims: int,
+    k: int,
+    radius: float,
+    levels: int = DEFAULT_LEVELS,
+) -> DataFrame:
+    """For each query row, its ``k`` nearest reference rows in the same block closer than ``radius``.
+
+    Both frames hold ``_id``, ``_blk`` and ``_z0.._z{dims-1}``. Returns ``Qid``, ``Rid``,
+    ``Dist2`` (squared Euclidean distance) and ``Rank`` (1 = nearest; ties by ``Rid``).
+    """
+    _check(dims, radius)
+    z = [f"_z{i}" for i in range(dims)]
+    ref = reference.select(F.col(ID).alias("_rid"), BLOCK, *z, F.lit(1).alias("_w"))
+    qry = query.select(F.col(ID).alias("_qid"), BLOCK, *z)
+    close, keys = _close_pairs(qry, ref, dims=dims, k=k, radius=radius, levels=levels)
     # A query has one (level, block, cell), so all its pairs come out of one join key:
     # partitioning the window by the join keys too keeps the pairs where the join made
     # them instead of shuffling every pair again by query.
     w = Window.partitionBy(*keys, "_qid").orderBy("Dist2", "_rid")
     ranked = close.select("*", F.row_number().over(w).alias("Rank")).where(F.col("Rank") <= k)
     return ranked.select(F.col("_qid").alias("Qid"), F.col("_rid").alias("Rid"), "Dist2", "Rank")
+
+
+def _point_neighbours(
+    query: DataFrame, reference: DataFrame, *, dims: int, k: int, radius: float, levels: int
+) -> tuple[DataFrame, list[str]]:
+    """The k nearest, counted with multiplicity, of each distinct query point.
+
+    Customers often share a point exactly (a post code and a null measure set to the
+    mean): thousands in one place would meet each other in thousands of pairs each. So
+    references are grouped into distinct points with a weight and queries into distinct
+    points, and each query point keeps its nearest reference points until their weights
+    reach ``k``. Returns ``_blk``, ``_z*`` (the query point), ``Dist2``, ``_take`` (how many
+    of the k nearest lie at that distance) and ``_upto`` (how many lie at most that far).
+    """
+    _check(dims, radius)
+    z = [f"_z{i}" for i in range(dims)]
+    ref = (
+        reference.groupBy(BLOCK, *z)
+        .agg(F.count(F.lit(1)).alias("_w"))
+        .select(F.array(*z).alias("_rid"), BLOCK, *z, "_w")
+    )
+    qry = query.select(BLOCK, *z).distinct().select(F.array(*z).alias("_qid"), BLOCK, *z)
+    close, keys = _close_pairs(qry, ref, dims=dims, k=k, radius=radius, levels=levels)
+    w = Window.partitionBy(*keys, "_qid").orderBy("Dist2").rowsBetween(Window.unboundedPreceding, 0)
+    upto = F.sum("_w").over(w)
+    ranked = close.select(BLOCK, "_qid", "Dist2", "_w", upto.alias("_upto"))
+    before = F.col("_upto") - F.col("_w")
+    kept = ranked.where(before < F.lit(k)).select(
+        BLOCK,
+        *[F.col("_qid")[i].alias(c) for i, c in enumerate(z)],
+        "Dist2",
+        F.least(F.col("_w"), F.lit(k) - before).alias("_take"),
+        "_upto",
+    )
+    return kept, [BLOCK, *z]
+
+
+def kth_distances(
+    query: DataFrame,
+    reference: DataFrame,
+    *,
+    dims: int,
+    k: int,
+    radius: float,
+    levels: int = DEFAULT_LEVELS,
+) -> DataFrame:
+    """``Qid, Dist2``: the squared distance to each query's k-th nearest reference in its block.
+
+    Counted with multiplicity (two references at one point are two neighbours); queries
+    without k references closer than ``radius`` are left out.
+    """
+    kept, point = _point_neighbours(query, reference, dims=dims, k=k, radius=radius, levels=levels)
+    kth = kept.where(F.col("_upto") >= F.lit(k)).select(*point, "Dist2")
+    return query.select(F.col(ID).alias("Qid"), *point).join(kth, point).select("Qid", "Dist2")
 
 
 def kernel_scores(
@@ -170,12 +245,20 @@ def kernel_scores(
     Missing neighbours (fewer than ``k`` within ``radius``) count as 0, so a score needs
     several close source members. Queries with no neighbour at all are left out (score 0).
     With no coordinates (only categories) every reference in the block is at distance 0.
+    Computed once per distinct query point (see ``_point_neighbours``).
     """
     if dims == 0:
         counts = reference.groupBy(BLOCK).agg(F.count(F.lit(1)).alias("_n"))
         joined = query.select(ID, BLOCK).join(counts, BLOCK)
         score = F.least(F.col("_n"), F.lit(k)).cast("double") / F.lit(float(k))
         return joined.select(F.col(ID).alias("Qid"), score.alias("SimilarityScore"))
-    nn = knn_within(query, reference, dims=dims, k=k, radius=radius, levels=levels)
+    kept, point = _point_neighbours(query, reference, dims=dims, k=k, radius=radius, levels=levels)
     kern = F.lit(1.0) - F.col("Dist2") / F.lit(radius * radius)
-    return nn.groupBy("Qid").agg((F.sum(kern) / F.lit(float(k))).alias("SimilarityScore"))
+    scores = kept.groupBy(*point).agg(
+        (F.sum(F.col("_take") * kern) / F.lit(float(k))).alias("SimilarityScore")
+    )
+    return (
+        query.select(F.col(ID).alias("Qid"), *point)
+        .join(scores, point)
+        .select("Qid", "SimilarityScore")
+    )

@@ -19,7 +19,9 @@ TEST_SPARK_CONF = {
     "spark.default.parallelism": "2",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    # The suite's JVM lives for minutes: the optimising compiler pays for itself (the lab
+    # ran in 113 s instead of 176 s with C1 only); short-lived subprocess JVMs keep C1.
+    "spark.driver.extraJavaOptions": "-XX:+UseSerialGC",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
     "spark.databricks.delta.snapshotPartitions": "1",
     "spark.driver.memory": "2g",

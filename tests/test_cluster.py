@@ -31,6 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).parent
 AS_OF = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
 PACKAGES = ("cohortlake", "segmentation", "insights", "expansion", "suggestions")
+# Short-lived JVMs on tiny data, as in the suite's own session: the client compiler only,
+# serial GC, and no generated code to compile (the results are the same).
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+QUICK_SQL = ("spark.sql.codegen.wholeStage=false", "spark.sql.codegen.factoryMode=NO_CODEGEN")
 
 pytestmark = pytest.mark.slow
 
@@ -59,6 +63,7 @@ def _env() -> dict[str, str]:
         SPARK_MASTER_HOST="127.0.0.1",
         PYSPARK_PYTHON=sys.executable,
         PYSPARK_DRIVER_PYTHON=sys.executable,
+        SPARK_DAEMON_JAVA_OPTS=QUICK_JVM,  # the master and the worker
     )
     env.pop("PYSPARK_GATEWAY_PORT", None)
     env.pop("PYSPARK_GATEWAY_SECRET", None)
@@ -146,6 +151,9 @@ def test_segment_job_on_standalone_cluster_equals_local(
         "--conf", "spark.cores.max=1",
         "--conf", "spark.sql.shuffle.partitions=2",
         "--conf", "spark.ui.enabled=false",
+        "--conf", f"spark.driver.extraJavaOptions={QUICK_JVM}",
+        "--conf", f"spark.executor.extraJavaOptions={QUICK_JVM}",
+        *[arg for setting in QUICK_SQL for arg in ("--conf", setting)],
         "--jars", ",".join(str(j) for j in jar_files()),
         "--py-files", str(zipped),
         str(REPO / "jobs" / "run_segments.py"),

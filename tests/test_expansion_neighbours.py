@@ -87,6 +87,41 @@ def test_kernel_score_is_mean_epanechnikov_over_k(spark):
     assert got["SimilarityScore"].iloc[0] == pytest.approx(expected)
 
 
+def test_scores_and_kth_distances_with_many_shared_points_match_brute_force(spark):
+    """Customers often share a point exactly (the neighbour search groups them into weighted
+    points): scores and k-th distances still equal a brute force over every customer."""
+    from expansion.neighbours import kth_distances
+
+    rng = np.random.default_rng(5)
+    grid = np.round(rng.normal(0.0, 0.4, (60, 2)), 1)  # few distinct points, many repeats
+    ref = grid[rng.integers(0, len(grid), 900)]
+    qry = np.vstack([grid[rng.integers(0, len(grid), 300)], rng.normal(0.0, 0.5, (100, 2))])
+    rb, qb = rng.integers(0, 2, len(ref)), rng.integers(0, 2, len(qry))
+    radius, k = 0.6, 10
+    ref_frame = _frame(spark, range(len(ref)), rb, ref)
+    qry_frame = _frame(spark, range(10_000, 10_000 + len(qry)), qb, qry)
+    scores = kernel_scores(qry_frame, ref_frame, dims=2, k=k, radius=radius).toPandas()
+    kth = kth_distances(qry_frame, ref_frame, dims=2, k=k, radius=radius).toPandas()
+
+    want_scores, want_kth = {}, {}
+    for i, (point, block) in enumerate(zip(qry, qb, strict=True)):
+        d2 = np.sort(((ref[rb == block] - point) ** 2).sum(axis=1))[:k]
+        d2 = d2[d2 < radius**2]
+        if len(d2):
+            want_scores[10_000 + i] = float(np.sum(1 - d2 / radius**2) / k)
+        if len(d2) == k:
+            want_kth[10_000 + i] = float(d2[-1])
+    assert len(want_scores) > 300 and len(want_kth) > 250
+    got_scores = dict(zip(scores["Qid"], scores["SimilarityScore"], strict=True))
+    got_kth = dict(zip(kth["Qid"], kth["Dist2"], strict=True))
+    assert len(scores) == len(got_scores) and len(kth) == len(got_kth)
+    assert set(got_scores) == set(want_scores) and set(got_kth) == set(want_kth)
+    for q, want in want_scores.items():
+        assert got_scores[q] == pytest.approx(want, rel=1e-9, abs=1e-12), q
+    for q, want in want_kth.items():
+        assert got_kth[q] == pytest.approx(want, rel=1e-9, abs=1e-12), q
+
+
 def test_categories_only_score_is_share_of_k(spark):
     ref = spark.createDataFrame(
         [(i, ["v:a"] if i < 4 else ["v:b"]) for i in range(14)], ["_id", "_blk"]
@@ -161,7 +196,7 @@ def test_bandwidth_of_a_large_source_searches_from_a_hashed_share(spark) -> None
 
     from expansion.quality import _SAMPLE_BUCKETS, _SAMPLE_SEED, FLOOR, bandwidth
 
-    k, cap = 5, 50
+    k, cap = 5, 30
     z, blocks, kth = _bandwidth_case(k)
     frame = _frame(spark, np.arange(len(z)), blocks, z)
     # The share, drawn with Spark's own xxhash64 here: ids whose hash bucket is below the cut.
