@@ -23,7 +23,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 help:
 	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
 	@echo "make test   - run the test suite"
-	@echo "make test-reliability - the SIGKILL harness (~6 min)"
+	@echo "make test-reliability - only the SIGKILL harness (part of make test)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
 
@@ -60,12 +60,9 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 test: install jars chromium
-	$(BIN)/python -m pytest -m "not reliability" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# The SIGKILL harness starts ~25 real Spark processes (~6 min on 2 cores), which does not
-# fit next to the rest in make test's 15 minutes: in a background thread beside the suite
-# (which leaves a third of the 2 cores idle) it hid only a third of its time, and the
-# clean-clone suite took 885 s instead of 660 s; two pytest-xdist workers took 939 s.
+# The SIGKILL harness alone (it is part of make test too).
 test-reliability: install jars
 	$(BIN)/python -m pytest -m reliability -s $(PYTEST_ARGS)
 

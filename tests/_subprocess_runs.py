@@ -102,6 +102,14 @@ SUBPROCESS_SPARK = {
 }
 
 
+def report(name: str, line: str) -> None:
+    """Print a test's figures and keep them in ``tests/artifacts/<name>.txt`` (pytest hides prints)."""
+    print(f"\n{line}")
+    folder = REPO / "tests" / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.txt").write_text(line + "\n")
+
+
 def write_conf(conf: Path, root: Path, java_options: str = "") -> Path:
     """A conf folder: the Contoso catalog, a fast lakehouse.yaml, and the three segments."""
     (conf / "segments").mkdir(parents=True)

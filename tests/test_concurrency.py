@@ -25,6 +25,7 @@ from _subprocess_runs import (
     is_one_line_message,
     kill_group_quietly,
     members_at,
+    report,
     run_id_of,
     run_rows,
     spark_keys,
@@ -147,10 +148,11 @@ def test_same_segments_started_at_once(
         keys = spark_keys(spark, root, output)
         assert len(keys) == len(set(keys)), output
         assert frozenset(keys) in (expected[AS_OF_A][output], expected[AS_OF_B][output]), output
-    print(
-        f"\nconcurrency: {len(pairs)} pairs of the same segments, exit codes {outcomes}, "
+    report(
+        "concurrency_same",
+        f"concurrency: {len(pairs)} pairs of the same segments, exit codes {outcomes}, "
         f"{retries} conflict retries logged, rows lost {rows_lost}, "
-        f"{time.monotonic() - started:.0f}s"
+        f"{time.monotonic() - started:.0f}s",
     )
     assert rows_lost == 0
 
@@ -174,8 +176,9 @@ def test_different_segments_at_once_never_conflict(
     lost = _exact(check, expected[AS_OF_A], (first,)) + _exact(check, expected[AS_OF_B], (second,))
     segments = spark.read.format("delta").load(f"{root}/segment_runs").select("Segment").collect()
     assert sorted(row[0] for row in segments) == sorted(INDEPENDENT)
-    print(
-        f"\nconcurrency: 1 pair of different segments, {_retries(runs)} conflict retries logged, "
-        f"rows lost {lost}, {time.monotonic() - started:.0f}s"
+    report(
+        "concurrency_different",
+        f"concurrency: 1 pair of different segments, {_retries(runs)} conflict retries logged, "
+        f"rows lost {lost}, {time.monotonic() - started:.0f}s",
     )
     assert lost == 0

@@ -2,14 +2,15 @@
 
 A run of three relative-date segments (two levels) is started in a subprocess and its
 whole process group is killed at a seeded-random delay after a randomly chosen moment:
-the launch, the run's start line (reads), a segment's commit line, the end of level 0
+the go (each run's process starts its JVM while the run before it goes on, then is told
+to go), the run's start line (reads), a segment's commit line, the end of level 0
 (the second level's reads and commit) or the last segment's commit line (the final
 ``segment_runs`` append). Each run's as-of differs from what the lakehouse holds, so
 every run would change every membership. After each kill the lakehouse is read with
 delta-rs and checked against memberships computed with pandas; at the end one run
 without a kill must complete with the right members (read back with Spark).
 
-``make test-reliability`` runs it (about 6 minutes on 2 cores; not in ``make test``).
+Part of ``make test``; ``make test-reliability`` runs it alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from _kill_series import MIN_KILLS, TARGETS, KillSeries, run_kill_series
-from _subprocess_runs import OUTPUTS, fresh_lake, spark_keys
+from _subprocess_runs import OUTPUTS, fresh_lake, report, spark_keys
 from pyspark.sql import SparkSession
 
 pytestmark = pytest.mark.reliability
@@ -35,10 +36,11 @@ def test_sigkill_at_random_moments_loses_nothing(
         want = series.expected[series.final_as_of][output]
         rows_lost += len(want - set(keys))
         assert len(keys) == len(want) and set(keys) == want, output
-    print(
-        f"\ncrash safety: {series.kills} kills survived in {series.attempts} attempts, "
+    report(
+        "crash_safety",
+        f"crash safety: {series.kills} kills survived in {series.attempts} attempts, "
         f"phases {dict(series.phases)}, rows lost {rows_lost}, full run {series.full:.0f}s, "
-        f"{series.seconds:.0f}s in all"
+        f"{series.seconds:.0f}s in all",
     )
     assert not series.problems, "\n".join(series.problems)
     assert rows_lost == 0
