@@ -104,9 +104,18 @@ def _close_pairs(
     qry = qry.select("_qid", BLOCK, *z, level_col.alias("_lvl"))
 
     scales = F.array(*[F.lit(_search_scale(radius, lv, dims)) for lv in range(max(used) + 1)])
+    # The k references of a query's dense cell lie within its diagonal, less than b_l away:
+    # pairs farther than that cannot be among its k nearest (level 0: farther than radius).
+    bounds = F.array(
+        *[
+            F.lit(min(radius, 1.0 / _search_scale(radius, lv, dims)) ** 2)
+            for lv in range(max(used) + 1)
+        ]
+    )
     qry = qry.select(
         "_qid", BLOCK, "_lvl", *[F.col(c).alias(f"_q{c}") for c in z],
         *_cells(z, F.element_at(scales, F.col("_lvl") + 1), "_c"),
+        F.element_at(bounds, F.col("_lvl") + 1).alias("_bound2"),
     )  # fmt: skip
 
     offsets = F.array(
@@ -137,8 +146,8 @@ def _close_pairs(
         ((F.col(f"_q{c}") - F.col(f"_r{c}")) ** 2 for c in z[1:]),
         (F.col(f"_q{z[0]}") - F.col(f"_r{z[0]}")) ** 2,
     )
-    close = pairs.select(*keys, "_qid", "_rid", "_w", dist2.alias("Dist2")).where(
-        F.col("Dist2") < F.lit(radius * radius)
+    close = pairs.where(dist2 < F.col("_bound2")).select(
+        *keys, "_qid", "_rid", "_w", dist2.alias("Dist2")
     )
     return close, keys
 
