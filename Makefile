@@ -63,8 +63,8 @@ test: install jars chromium
 	$(BIN)/python -m pytest -m "not reliability" $(PYTEST_ARGS)
 
 # The SIGKILL harness: 20+ real Spark processes killed mid-run, about 6 minutes on 2 cores
-# (364 s inside a clean suite run, with each next process warming up beside the current
-# one), so the suite (~11 minutes) and it do not fit make test's 15 minutes together.
+# (364 s, with each next process warming up beside the current one). With the suite
+# (479 s in a clean clone) and the install, that is ~15 minutes: too close to fit make test.
 test-reliability: install jars
 	$(BIN)/python -m pytest -m reliability -s $(PYTEST_ARGS)
 
