@@ -31,7 +31,7 @@ from pyspark.sql import functions as F
 
 from expansion.features import BLOCK, ID
 
-__all__ = ["DEFAULT_LEVELS", "kernel_scores", "knn_within", "kth_distances"]
+__all__ = ["DEFAULT_LEVELS", "kernel_scores", "knn_within"]
 
 DEFAULT_LEVELS = 8
 
@@ -219,25 +219,6 @@ def _point_neighbours(
         "_upto",
     )
     return kept, [BLOCK, *z]
-
-
-def kth_distances(
-    query: DataFrame,
-    reference: DataFrame,
-    *,
-    dims: int,
-    k: int,
-    radius: float,
-    levels: int = DEFAULT_LEVELS,
-) -> DataFrame:
-    """``Qid, Dist2``: the squared distance to each query's k-th nearest reference in its block.
-
-    Counted with multiplicity (two references at one point are two neighbours); queries
-    without k references closer than ``radius`` are left out.
-    """
-    kept, point = _point_neighbours(query, reference, dims=dims, k=k, radius=radius, levels=levels)
-    kth = kept.where(F.col("_upto") >= F.lit(k)).select(*point, "Dist2")
-    return query.select(F.col(ID).alias("Qid"), *point).join(kth, point).select("Qid", "Dist2")
 
 
 def kernel_scores(

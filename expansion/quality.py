@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from expansion.features import ID
-from expansion.neighbours import kernel_scores, kth_distances
+from expansion.neighbours import kernel_scores, knn_within
 
 __all__ = [
     "BANDS",
@@ -81,8 +81,8 @@ def bandwidth(
         share = max_queries / members
         drawn = F.pmod(F.xxhash64(F.col(ID), F.lit(_SAMPLE_SEED)), F.lit(_SAMPLE_BUCKETS))
         queries = source.where(drawn < F.lit(int(share * _SAMPLE_BUCKETS)))
-    nn = kth_distances(queries, source, dims=dims, k=k + 1, radius=spread)
-    kth = nn.select(F.sqrt("Dist2").alias("_d"))
+    nn = knn_within(queries, source, dims=dims, k=k + 1, radius=spread)
+    kth = nn.where(F.col("Rank") == k + 1).select(F.sqrt("Dist2").alias("_d"))
     q = kth.agg(
         F.percentile_approx("_d", _COVERED, 10_000).alias("q"), F.count(F.lit(1)).alias("n")
     ).first()
