@@ -195,8 +195,8 @@ def _point_neighbours(
     mean): thousands in one place would meet each other in thousands of pairs each. So
     references are grouped into distinct points with a weight and queries into distinct
     points, and each query point keeps its nearest reference points until their weights
-    reach ``k``. Returns ``_blk``, ``_z*`` (the query point), ``Dist2``, ``_take`` (how many
-    of the k nearest lie at that distance) and ``_upto`` (how many lie at most that far).
+    reach ``k``. Returns ``_blk``, ``_z*`` (the query point), ``Dist2`` and ``_take`` (how many
+    of the k nearest lie at that distance).
     """
     _check(dims, radius)
     z = [f"_z{i}" for i in range(dims)]
@@ -216,7 +216,6 @@ def _point_neighbours(
         *[F.col("_qid")[i].alias(c) for i, c in enumerate(z)],
         "Dist2",
         F.least(F.col("_w"), F.lit(k) - before).alias("_take"),
-        "_upto",
     )
     return kept, [BLOCK, *z]
 

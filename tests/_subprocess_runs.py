@@ -227,6 +227,20 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _start(cmd: list[str], log: Path, stdin: int) -> subprocess.Popen[bytes]:
+    """A subprocess in its own session (so its JVM dies with it), stderr into ``log``."""
+    with open(log, "wb") as err:
+        return subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=_env(),
+            stdin=stdin,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+
+
 def start_run(
     conf: Path, root: Path, as_of: str, log: Path, extra: Sequence[str] = ()
 ) -> RunProcess:
@@ -235,16 +249,7 @@ def start_run(
         sys.executable, "-m", "cohortlake.cli", "run",
         "--conf", str(conf), "--root", str(root), "--as-of", as_of, *extra,
     ]  # fmt: skip
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO,
-            env=_env(),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
+    proc = _start(cmd, log, subprocess.DEVNULL)
     return RunProcess(proc, log, time.monotonic(), as_of)
 
 
@@ -258,24 +263,9 @@ class Spare:
 
 def start_spare(conf: Path, root: Path, log: Path) -> Spare:
     """Start a warm run's process for ``conf``/``root`` (it waits for ``go``)."""
-    scratch = log.with_suffix(".warm")
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "tests" / "_warm_run.py"),
-                str(conf),
-                str(root),
-                str(scratch),
-            ],
-            cwd=REPO,
-            env=_env(),
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
-    return Spare(proc, log)
+    script = REPO / "tests" / "_warm_run.py"
+    cmd = [sys.executable, str(script), str(conf), str(root), str(log.with_suffix(".warm"))]
+    return Spare(_start(cmd, log, subprocess.PIPE), log)
 
 
 def wait_ready(spare: Spare, timeout: float = 240) -> None:
