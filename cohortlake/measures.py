@@ -1,9 +1,10 @@
 """Measures: per-customer aggregates declared in the catalog, in one aggregation.
 
 Every measure becomes one conditional aggregate of a single ``groupBy(CustomerId)`` over
-the profile's keys and every activity table, so adding measures adds columns, not scans
-or joins. Every customer of the profile gets a row: counts and sums are 0 without
-activity, averages, minima and maxima null.
+every activity table, so adding measures adds columns, not scans or joins. The profile's
+keys are then joined once on the left, so every customer of the profile gets a row
+(counts and sums 0 without activity; averages, minima and maxima null) and activity of
+customers missing from the profile is dropped.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ def measures_by_source(catalog: Catalog) -> dict[str, list[str]]:
 
 
 _ZERO_WHEN_EMPTY = ("count", "count_distinct", "sum")
-_IN_PROFILE = "__in_profile"
 
 
 def _value(catalog: Catalog, name: str, as_of: dt.datetime) -> Column:
@@ -69,9 +69,11 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
     """Every declared measure as a column, one row per profile customer, in one aggregation.
 
     Each activity row is projected to one value column per measure of its table (null
-    where the measure does not apply); those projections and the profile's keys are
-    unioned and grouped by the key once. So any number of measures over any number of
-    activity tables costs one scan of each table and one shuffle, with no join.
+    where the measure does not apply); the projections are unioned and grouped by the
+    key once, and the profile's keys joined on the left. So any number of measures over
+    any number of activity tables costs one scan of each table, one aggregation and one
+    join. (Unioning the profile's keys into the aggregation instead, which saves the
+    join, made the job 1.6x slower at 1M customers: see ``benchmarks/bench_measures.py``.)
     """
     as_of = as_of or dt.datetime.now(dt.UTC)
     key = catalog.key
@@ -80,7 +82,7 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
         raise RunFailure(
             f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
         )
-    parts = [lake.read(profile_path).select(key, F.lit(True).alias(_IN_PROFILE))]
+    parts: list[DataFrame] = []
     aggregates: list[Column] = []
     for entity, names in sorted(measures_by_source(catalog).items()):
         path = lake.activity_path(entity)
@@ -92,12 +94,13 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
             values.append(_value(catalog, name, as_of).alias(column))
             aggregates.append(_aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
         parts.append(lake.read(path).select(key, *values))
+    keys = lake.read(profile_path).select(key)
+    if not parts:
+        return keys
     rows = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
-    grouped = (
-        rows.groupBy(key)
-        .agg(F.count(_IN_PROFILE).alias(_IN_PROFILE), *aggregates)
-        .filter(F.col(_IN_PROFILE) > 0)  # activity of customers missing from the profile
-    )
+    # A hash join: the aggregate comes out partitioned by the key, so only the profile's
+    # keys move, and neither side is sorted.
+    grouped = keys.join(rows.groupBy(key).agg(*aggregates).hint("shuffle_hash"), key, "left")
     return grouped.select(
         key,
         *[

@@ -1,6 +1,6 @@
 """Measures over two activity tables, every aggregation, against hand-counted expectations.
 
-The measures job groups the profile's keys and every activity table in one aggregation;
+The measures job groups every activity table in one aggregation and joins the profile's keys;
 these cases pin what that must mean: every profile customer gets exactly one row, activity
 of customers missing from the profile is ignored, counts and sums are 0 without activity
 and the rest null, ``where`` filters apply per measure, and ``count_distinct`` ignores nulls.
