@@ -44,6 +44,7 @@ __all__ = [
     "row",
     "scratch_dir",
     "time_call",
+    "time_interleaved",
 ]
 
 log = logging.getLogger("benchmarks")
@@ -70,6 +71,27 @@ def time_call(fn: Callable[[], object], repeat: int = 3, warmup: int = 1) -> flo
         started = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - started)
+    return best
+
+
+def time_interleaved(
+    calls: Sequence[tuple[Callable[[], object], int]], warmup: int = 1
+) -> list[float]:
+    """Seconds of the fastest call of each ``(fn, repeat)``, their runs taken in turns.
+
+    A round runs every ``fn`` that still has repeats left, so a slow spell of the machine
+    (this 2-core VM has them) lands on both sides of a ratio instead of on one of them.
+    """
+    for fn, _ in calls:
+        for _ in range(warmup):
+            fn()
+    best = [float("inf")] * len(calls)
+    for r in range(max(n for _, n in calls)):
+        for i, (fn, n) in enumerate(calls):
+            if r < max(1, n):
+                started = time.perf_counter()
+                fn()
+                best[i] = min(best[i], time.perf_counter() - started)
     return best
 
 

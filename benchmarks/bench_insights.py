@@ -9,8 +9,9 @@
   separate scan) — goal ≥ 3× faster.
 
 Inputs are synthetic Delta tables written to the harness's scratch folder before timing; every timing is
-wall-clock in this process, the best of 2-3 runs after a warm-up run (the 190 joins: one
-run, after the other timings warmed the session).
+wall-clock in this process, the best of 3-5 runs taken in turns with the run it is
+compared with, after a warm-up run (the 190 joins: one run, after the other timings
+warmed the session).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks._harness import scratch_dir, time_call
+from benchmarks._harness import scratch_dir, time_call, time_interleaved
 from cohortlake.catalog import FieldRef
 from insights.differentiators import differentiate
 from insights.overlap import segment_overlap
@@ -113,8 +114,7 @@ def _overlap_rows(
             union = union.unionByName(t)
         union.count()
 
-    t_scan = time_call(full_scan, repeat=3)
-    t_one = time_call(one_pass, repeat=3)
+    t_scan, t_one = time_interleaved([(full_scan, 5), (one_pass, 5)])
     t_pairs = time_call(per_pair, repeat=1, warmup=0)  # 190 joins: warm after the others
     note = f"{size} customers, {N_SEGMENTS} segments, {N_SEGMENTS * (N_SEGMENTS - 1) // 2} pairs"
     return [
@@ -188,8 +188,7 @@ def _differentiator_rows(
         for f in fields:
             differentiate(spark, sides(), (f,))
 
-    t_one = time_call(together, repeat=3)
-    t_each = time_call(per_field, repeat=2)
+    t_one, t_each = time_interleaved([(together, 5), (per_field, 3)])
     note = f"{size} customers, {len(fields)} fields ({len(NUMERIC)} numeric, {len(CATEGORICAL)} categorical), vs all others"
     return [
         {

@@ -383,12 +383,16 @@ def _numeric_scores(
             .orderBy("Num")
             .rowsBetween(Window.unboundedPreceding, -1)
         )
+        # Only the columns the window needs are sorted; the bounds are joined back after it.
+        # An even number of sort tasks per core (AQE would pick an odd few on small data).
+        keyed = bucketed.select("Field", "Bucket", "Num", "Np", "No").repartition(
+            2 * spark.sparkContext.defaultParallelism, "Field", "Bucket"
+        )
         ranked = (
-            bucketed.withColumn(
-                "BeforeP", F.coalesce(F.sum("Np").over(before), F.lit(0).cast("long"))
-            )
+            keyed.withColumn("BeforeP", F.coalesce(F.sum("Np").over(before), F.lit(0).cast("long")))
             .withColumn("BeforeO", F.coalesce(F.sum("No").over(before), F.lit(0).cast("long")))
             .join(F.broadcast(offsets), ["Field", "Bucket"])
+            .join(F.broadcast(bounds.select("Field", "K1p", "K2p", "K1o", "K2o")), "Field")
             .withColumn("LtP", F.col("OffP") + F.col("BeforeP"))
             .withColumn("LtO", F.col("OffO") + F.col("BeforeO"))
         )

@@ -84,7 +84,10 @@ def member_masks(tables: list[DataFrame], key: str) -> DataFrame:
     union = parts[0]
     for p in parts[1:]:
         union = union.unionByName(p)
-    return union.groupBy(key).agg(F.bit_or("Bit").alias("Mask"))
+    # Each input partition holds one segment's keys once each, so a map-side partial
+    # aggregate would only copy rows; repartitioning first moves the aggregate after the
+    # shuffle (one pass of 20 segments at 1M customers, best of 6 in turns: 6.0 s -> 5.5 s).
+    return union.repartition(key).groupBy(key).agg(F.bit_or("Bit").alias("Mask"))
 
 
 def _bits_where_set(labels: list[Column]) -> Column:
