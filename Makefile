@@ -64,7 +64,7 @@ test: install jars chromium
 
 # The SIGKILL harness: 20+ real Spark processes killed mid-run, about 6 minutes on 2 cores
 # (364 s, with each next process warming up beside the current one). With the suite
-# (479 s in a clean clone) and the install, that is ~15 minutes: too close to fit make test.
+# (578-631 s in a clean clone) and the install, that is over 15 minutes: it does not fit make test.
 test-reliability: install jars
 	$(BIN)/python -m pytest -m reliability -s $(PYTEST_ARGS)
 

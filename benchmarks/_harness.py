@@ -85,10 +85,11 @@ def time_interleaved(
     for fn, _ in calls:
         for _ in range(warmup):
             fn()
+    repeats = [max(1, n) for _, n in calls]  # as time_call: at least one timed call each
     best = [float("inf")] * len(calls)
-    for r in range(max(n for _, n in calls)):
-        for i, (fn, n) in enumerate(calls):
-            if r < max(1, n):
+    for r in range(max(repeats)):
+        for i, (fn, _) in enumerate(calls):
+            if r < repeats[i]:
                 started = time.perf_counter()
                 fn()
                 best[i] = min(best[i], time.perf_counter() - started)
