@@ -21,7 +21,7 @@ from cohortlake.catalog import Catalog
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
 
-__all__ = ["compute_measures", "measure_frame", "measures_by_source"]
+__all__ = ["activity_measures", "compute_measures", "measure_frame", "measures_by_source"]
 
 log = logging.getLogger(__name__)
 
@@ -65,23 +65,20 @@ def _aggregate(agg: str, value: Column) -> Column:
     }[agg](value)
 
 
-def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None) -> DataFrame:
-    """Every declared measure as a column, one row per profile customer, in one aggregation.
+def activity_measures(
+    lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
+) -> DataFrame | None:
+    """Every declared measure of the customers with activity, in one aggregation.
 
     Each activity row is projected to one value column per measure of its table (null
     where the measure does not apply); the projections are unioned and grouped by the
-    key once, and the profile's keys joined on the left. So any number of measures over
-    any number of activity tables costs one scan of each table, one aggregation and one
-    join. (Unioning the profile's keys into the aggregation instead, which saves the
-    join, made the job 1.6x slower at 1M customers: see ``benchmarks/bench_measures.py``.)
+    key once. So any number of measures over any number of activity tables costs one
+    scan of each table and one aggregation. A customer with no activity at all has no
+    row; one with activity in another table only gets counts of 0 and nulls for the
+    rest. ``None`` when no measure is declared.
     """
     as_of = as_of or dt.datetime.now(dt.UTC)
     key = catalog.key
-    profile_path = lake.profile_path(catalog.profile_entity)
-    if not lake.exists(profile_path):
-        raise RunFailure(
-            f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
-        )
     parts: list[DataFrame] = []
     aggregates: list[Column] = []
     for entity, names in sorted(measures_by_source(catalog).items()):
@@ -94,13 +91,33 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
             values.append(_value(catalog, name, as_of).alias(column))
             aggregates.append(_aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
         parts.append(lake.read(path).select(key, *values))
-    keys = lake.read(profile_path).select(key)
     if not parts:
-        return keys
+        return None
     rows = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+    return rows.groupBy(key).agg(*aggregates)
+
+
+def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None) -> DataFrame:
+    """Every declared measure as a column, one row per profile customer.
+
+    ``activity_measures`` left-joined onto the profile's keys: one scan of each activity
+    table, one aggregation and one join. (Unioning the profile's keys into the
+    aggregation instead, which saves the join, made the job 1.6x slower at 1M
+    customers: see ``benchmarks/bench_measures.py``.)
+    """
+    key = catalog.key
+    profile_path = lake.profile_path(catalog.profile_entity)
+    if not lake.exists(profile_path):
+        raise RunFailure(
+            f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
+        )
+    aggregated = activity_measures(lake, catalog, as_of)
+    keys = lake.read(profile_path).select(key)
+    if aggregated is None:
+        return keys
     # A hash join: the aggregate comes out partitioned by the key, so only the profile's
     # keys move, and neither side is sorted.
-    grouped = keys.join(rows.groupBy(key).agg(*aggregates).hint("shuffle_hash"), key, "left")
+    grouped = keys.join(aggregated.hint("shuffle_hash"), key, "left")
     return grouped.select(
         key,
         *[

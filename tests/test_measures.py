@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 
 from cohortlake.catalog import load_catalog
 from cohortlake.lake import Lake
-from cohortlake.measures import compute_measures
+from cohortlake.measures import activity_measures, compute_measures
 
 CATALOG = {
     "profile": {"entity": "Customer", "key": "CustomerId", "attributes": {"State": {"type": "string"}}},
@@ -118,3 +118,15 @@ def test_every_aggregation_over_two_activities_matches_hand_counts(
     )
     types = dict(lake.read(lake.measures_path()).dtypes)
     assert types["Orders"] == types["Products"] == "bigint"
+
+    # Before the profile join: customers with any activity (z too), counts 0 and other
+    # aggregates null where only the other table has rows.
+    alone = activity_measures(lake, catalog, T0)
+    assert alone is not None
+    part = alone.select("CustomerId", "Spend", "Orders", "AverageOrder", "Visits").collect()
+    assert {r[0]: tuple(r[1:]) for r in part} == {  # Spend, Orders, AverageOrder, Visits
+        "a": (22.0, 4, 5.5, 2),
+        "b": (3.5, 1, 3.5, 0),
+        "c": (None, 0, None, 2),
+        "z": (100.0, 1, 100.0, 1),
+    }
