@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import functools
 import logging
+import os
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlparse
 
 from delta import exceptions as delta_errors
 from delta.tables import DeltaTable
@@ -36,6 +40,7 @@ __all__ = [
     "SegmentRun",
     "check_output_name",
     "new_run_id",
+    "table_lock",
 ]
 
 log = logging.getLogger(__name__)
@@ -205,7 +210,8 @@ class Lake:
             writer = writer.option("delta.enableChangeDataFeed", "true")
         if metadata:
             writer = writer.option("userMetadata", metadata)
-        writer.save(path)
+        with table_lock(path):
+            writer.save(path)
         return self._version_after_write(path, metadata)
 
     def append(
@@ -219,7 +225,8 @@ class Lake:
                 writer = writer.option("mergeSchema", "true")
             if metadata:
                 writer = writer.option("userMetadata", metadata)
-            writer.save(path)
+            with table_lock(path):
+                writer.save(path)
             return self._version_after_write(path, metadata)
 
         return _retry_conflicts(path, write)
@@ -281,13 +288,14 @@ class Lake:
     ) -> Replaced:
         if not self.exists(path):
             try:
-                (
-                    members.write.format("delta")
-                    .mode("errorifexists")
-                    .option("delta.enableChangeDataFeed", "true")
-                    .option("userMetadata", run_id)
-                    .save(path)
-                )
+                with table_lock(path):
+                    (
+                        members.write.format("delta")
+                        .mode("errorifexists")
+                        .option("delta.enableChangeDataFeed", "true")
+                        .option("userMetadata", run_id)
+                        .save(path)
+                    )
             except AnalysisException as exc:
                 if self.exists(path):  # created by a concurrent run in the meantime
                     raise _Created(str(exc)) from exc
@@ -305,7 +313,8 @@ class Lake:
             builder = builder.whenMatchedUpdate(
                 condition=changed, set={_quote(c): _qcol("s", c) for c in others}
             )
-        metrics = builder.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
+        with table_lock(path):
+            metrics = builder.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
         row = metrics.first()
         joined = int(row["num_inserted_rows"]) if row else 0
         left = int(row["num_deleted_rows"]) if row else 0
@@ -416,9 +425,55 @@ class Lake:
         """Bin-pack the small files that one append per run leaves, so reading the run
         history stays a few file reads (300 one-row files took ~2 s per run to read)."""
         try:
-            DeltaTable.forPath(self.spark, path).optimize().executeCompaction()
+            with table_lock(path):
+                DeltaTable.forPath(self.spark, path).optimize().executeCompaction()
         except _CONFLICTS as exc:  # a concurrent compaction got there first
             log.info("compaction of %s left to a concurrent one: %s", path, type(exc).__name__)
+
+
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def table_lock(path: str) -> Iterator[None]:
+    """Hold an exclusive lock on the Delta table at ``path`` against other processes.
+
+    Delta's commit is a put-if-absent of the next ``_delta_log/<version>.json``. On a
+    local file system Hadoop does it as "check that the file is absent, then rename":
+    two processes committing the same version at once can both pass the check, and the
+    commit file and its ``.crc`` checksum are renamed separately. One concurrent first
+    run of two (creating ``segment_runs``) left one process's commit under the other's
+    checksum, and the table then failed to read. So on a local path every commit of
+    this module holds a POSIX advisory lock (``flock``) on ``.<table>.lock`` beside the
+    table; writers of different tables never wait for each other. Re-entrant in a
+    thread. Other stores rely on their Delta LogStore's own put-if-absent.
+    """
+    parsed = urlparse(path)
+    if parsed.scheme not in ("", "file"):
+        yield
+        return
+    local = os.path.abspath(parsed.path if parsed.scheme else path).rstrip("/")
+    held: dict[str, int] = _held.__dict__.setdefault("paths", {})
+    if held.get(local):
+        held[local] += 1
+        try:
+            yield
+        finally:
+            held[local] -= 1
+        return
+    parent, name = os.path.split(local)
+    os.makedirs(parent, exist_ok=True)
+    fd = os.open(os.path.join(parent, f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held[local] = 1
+        try:
+            yield
+        finally:
+            held.pop(local, None)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 class _Created(Exception):
