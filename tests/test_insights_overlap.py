@@ -71,7 +71,9 @@ def test_three_segments_with_an_empty_one(spark):
     assert result.in_all == 0
 
 
-@pytest.mark.parametrize("collect_regions", [COLLECT_REGIONS, 0], ids=["driver-sums", "spark-sums"])
+@pytest.mark.parametrize(
+    "collect_regions", [COLLECT_REGIONS, 7, 0], ids=["driver-sums", "over-the-cap", "spark-sums"]
+)
 def test_twelve_segments_random_with_identical_and_empty(spark, collect_regions):
     rng = random.Random(11)
     members = [set(rng.sample(range(400), rng.randint(20, 200))) for _ in range(10)]
@@ -80,6 +82,20 @@ def test_twelve_segments_random_with_identical_and_empty(spark, collect_regions)
     result = _check(spark, members, collect_regions)
     assert result.jaccard(3, 10) == 1.0
     assert result.exclusive[3] == 0 and result.exclusive[10] == 0
+
+
+@pytest.mark.parametrize("collect_regions", [COLLECT_REGIONS, 0], ids=["driver-sums", "spark-sums"])
+def test_twenty_segments_more_possible_regions_than_the_cap(spark, collect_regions):
+    """2**20 - 1 possible regions: the driver sums only the few hundred there are."""
+    rng = random.Random(20)
+    members = [set(rng.sample(range(600), rng.randint(1, 300))) for _ in range(20)]
+    assert COLLECT_REGIONS < (1 << 20) - 1
+    _check(spark, members, collect_regions)
+
+
+def test_every_segment_empty(spark):
+    result = _check(spark, [set(), set(), set()])
+    assert result.sizes == [0, 0, 0] and result.regions_total == 0 and result.regions == []
 
 
 def test_identical_segments(spark):
