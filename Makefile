@@ -63,8 +63,9 @@ test: install jars chromium
 	$(BIN)/python -m pytest -m "not reliability" $(PYTEST_ARGS)
 
 # The SIGKILL harness: 20+ real Spark processes killed mid-run, about 6 minutes on 2 cores
-# (364 s, with each next process warming up beside the current one). With the suite
-# (578-631 s in a clean clone) and the install, that is over 15 minutes: it does not fit make test.
+# (326-364 s, with each next process warming up beside the current one). With the suite
+# and the install (.ci/run took 550 s in a clean clone on 2 Dec, 446-631 s of it the suite
+# on other runs), that is 906 s and more, over 15 minutes: it does not fit make test.
 test-reliability: install jars
 	$(BIN)/python -m pytest -m reliability -s $(PYTEST_ARGS)
 
