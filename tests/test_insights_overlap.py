@@ -93,6 +93,16 @@ def test_twenty_segments_more_possible_regions_than_the_cap(spark, collect_regio
     _check(spark, members, collect_regions)
 
 
+def test_fifty_segments_the_most_a_definition_allows(spark):
+    """Bit 49 and the all-segments mask 2**50 - 1 survive the long masks and numpy sums."""
+    rng = random.Random(50)
+    core = set(range(5))  # in every segment
+    members = [core | set(rng.sample(range(5, 120), rng.randint(40, 100))) for _ in range(48)]
+    members += [set(range(120)), set(range(120))]
+    result = _check(spark, members)
+    assert result.in_all == 5 and result.exclusive == [0] * 50
+
+
 def test_every_segment_empty(spark):
     result = _check(spark, [set(), set(), set()])
     assert result.sizes == [0, 0, 0] and result.regions_total == 0 and result.regions == []
