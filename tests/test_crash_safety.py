@@ -10,7 +10,8 @@ every run would change every membership. After each kill the lakehouse is read w
 delta-rs and checked against memberships computed with pandas; at the end one run
 without a kill must complete with the right members (read back with Spark).
 
-``make test-reliability`` runs it (about 6 minutes on 2 cores; not in ``make test``).
+``make test`` runs it in a second pytest beside the rest of the suite (about 6 minutes
+on 2 cores alone); ``make test-reliability`` runs it alone.
 """
 
 from __future__ import annotations
