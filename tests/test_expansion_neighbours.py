@@ -70,6 +70,41 @@ def test_knn_matches_brute_force(spark, dims, radius):
     assert list(got.groupby("Qid")["Rank"].min().unique()) == [1]
 
 
+def test_knn_ties_are_ranked_by_reference_id(spark):
+    """On an integer lattice many references lie at the same distance: the k kept are the
+    nearest, ties broken by the smaller id, ranked 1..k in that order (a pandas sort)."""
+    rng = np.random.default_rng(11)
+    ref = rng.integers(0, 6, (300, 2)).astype(float)
+    qry = rng.integers(0, 6, (80, 2)).astype(float)
+    ref_ids = rng.permutation(300) * 7 + 3  # ids not in the order of the rows
+    k, radius = 6, 2.5
+    got = knn_within(
+        _frame(spark, range(1000, 1080), [0] * 80, qry),
+        _frame(spark, ref_ids, [0] * 300, ref),
+        dims=2,
+        k=k,
+        radius=radius,
+    ).toPandas()
+    pairs = pd.DataFrame(
+        [
+            (1000 + qi, int(ref_ids[ri]), float(((qry[qi] - ref[ri]) ** 2).sum()))
+            for qi in range(len(qry))
+            for ri in range(len(ref))
+        ],
+        columns=["Qid", "Rid", "Dist2"],
+    )
+    pairs = pairs[pairs["Dist2"] < radius**2].sort_values(["Qid", "Dist2", "Rid"])
+    want = pairs.groupby("Qid").head(k).copy()
+    want["Rank"] = want.groupby("Qid").cumcount() + 1
+    assert (want.groupby("Qid")["Dist2"].nunique() < want.groupby("Qid").size()).all()
+    got = got.sort_values(["Qid", "Rank"]).reset_index(drop=True)
+    want = want.reset_index(drop=True)[["Qid", "Rid", "Dist2", "Rank"]]
+    assert got[["Qid", "Rid", "Rank"]].astype(int).values.tolist() == (
+        want[["Qid", "Rid", "Rank"]].astype(int).values.tolist()
+    )
+    assert np.array_equal(got["Dist2"].to_numpy(), want["Dist2"].to_numpy())
+
+
 def test_kernel_score_is_mean_epanechnikov_over_k(spark):
     ref = np.array([[0.0, 0.0], [0.1, 0.0], [0.0, 0.3], [2.0, 2.0]])
     qry = np.array([[0.0, 0.1], [5.0, 5.0]])
