@@ -195,9 +195,9 @@ def _nearest(close: DataFrame, keys: list[str], k: int, entry: Column) -> DataFr
     """``_qid`` and ``_best``: the ``entry`` of each query's ``k`` nearest pairs, nearest first.
 
     ``entry`` is a struct that starts with ``Dist2``; the rest breaks ties, so that every
-    run keeps the same neighbours in the same order. A query has
-    one (level, block, cell), so all its pairs come out of one join key: grouping by the
-    join keys too keeps the pairs where the join made them instead of shuffling them again.
+    run keeps the same neighbours in the same order. A query has one (level, block,
+    cell), so all its pairs come out of one join key: grouping by the join keys too keeps
+    the pairs where the join made them instead of shuffling them again.
     """
     best = F.min_by(entry, entry, k)  # ascending; k entries kept per query, not every pair
     return close.groupBy(*keys, "_qid").agg(best.alias("_best"))
