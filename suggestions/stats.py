@@ -82,10 +82,9 @@ class Scored:
         return self.effect / math.sqrt(share) if share > 0 else 0.0
 
 
-def _matches(candidates: Sequence[Candidate]) -> Column:
-    """The indices of the candidates a row belongs to (at most one per tree level, roughly)."""
-    ids = F.array(*[F.when(c.condition, F.lit(i)) for i, c in enumerate(candidates)])
-    return F.explode(F.filter(ids, lambda x: x.isNotNull()))
+def _flags(df: DataFrame, candidates: Sequence[Candidate], *cols: Column | str) -> DataFrame:
+    """``cols`` plus one boolean ``_c<i>`` per candidate, so each condition is evaluated once a row."""
+    return df.select(*cols, *[c.condition.alias(f"_c{i}") for i, c in enumerate(candidates)])
 
 
 def numeric_stats(
@@ -93,37 +92,29 @@ def numeric_stats(
 ) -> tuple[list[Scored], dict[str, float]]:
     """Numeric target ``_label`` (null = unknown), hold-out flag ``_holdout``.
 
-    Rows are exploded to (candidate, row) pairs and aggregated per candidate and hold-out
-    flag; the totals come from a second, narrow aggregate.
+    One aggregate per hold-out flag: count, known count, sum and sum of squares of the
+    centred target, over all rows and over each candidate's rows (conditional sums; an
+    explode to (candidate, row) pairs was 1.5x slower at 1M customers).
     """
-    y = (F.col("_label") - F.lit(center)).alias("_y")
-    base = df.select(y, "_holdout")
-    moments = [
-        F.count(F.lit(1)).alias("n"),
-        F.count("_y").alias("k"),
-        F.sum("_y").alias("s"),
-        F.sum(F.col("_y") * F.col("_y")).alias("ss"),
+    y = F.col("_y")
+    aggs = [
+        F.count(F.lit(1)).alias("N"),
+        F.count(y).alias("K"),
+        F.sum(y).alias("S"),
+        F.sum(y * y).alias("SS"),
     ]
-    totals = {
-        bool(r["_holdout"]): r.asDict() for r in base.groupBy("_holdout").agg(*moments).collect()
+    for i in range(len(candidates)):
+        w = F.col(f"_c{i}")
+        aggs += [
+            F.count_if(w).alias(f"n{i}"),
+            F.count(F.when(w, y)).alias(f"k{i}"),
+            F.sum(F.when(w, y)).alias(f"s{i}"),
+            F.sum(F.when(w, y * y)).alias(f"ss{i}"),
+        ]
+    flagged = _flags(df, candidates, "_holdout", (F.col("_label") - F.lit(center)).alias("_y"))
+    rows = {
+        bool(r["_holdout"]): r.asDict() for r in flagged.groupBy("_holdout").agg(*aggs).collect()
     }
-    exploded = df.select(y, "_holdout", _matches(candidates).alias("_c"))
-    per: dict[tuple[int, bool], dict[str, Any]] = {
-        (int(r["_c"]), bool(r["_holdout"])): r.asDict()
-        for r in exploded.groupBy("_c", "_holdout").agg(*moments).collect()
-    }
-    rows: dict[bool, dict[str, Any]] = {}
-    for h, t in totals.items():
-        row = {"N": t["n"], "K": t["k"], "S": t["s"], "SS": t["ss"]}
-        for i in range(len(candidates)):
-            got = per.get((i, h), {})
-            row |= {
-                f"n{i}": got.get("n", 0),
-                f"k{i}": got.get("k", 0),
-                f"s{i}": got.get("s"),
-                f"ss{i}": got.get("ss"),
-            }
-        rows[h] = row
     total = _sum_rows(rows.values())
     test = rows.get(True) or total
     n_all, k_all = int(total["N"]), int(total["K"])
@@ -186,21 +177,24 @@ def _welch(r: dict[str, Any], i: int) -> float:
 def categorical_stats(
     df: DataFrame, candidates: Sequence[Candidate]
 ) -> tuple[list[Scored], dict[str, float]]:
-    """Categorical target ``_label`` (a string, null = unknown): one row per candidate and category."""
-    totals = df.groupBy("_holdout", "_label").agg(F.count(F.lit(1)).alias("N")).collect()
-    per = (
-        df.select("_holdout", "_label", _matches(candidates).alias("_c"))
-        .groupBy("_c", "_holdout", "_label")
-        .agg(F.count(F.lit(1)).alias("n"))
+    """Categorical target ``_label`` (a string, null = unknown): counts per category and candidate.
+
+    One aggregate per (hold-out flag, category): all rows and each candidate's rows.
+    """
+    aggs = [F.count(F.lit(1)).alias("N")]
+    aggs += [F.count_if(F.col(f"_c{i}")).alias(f"n{i}") for i in range(len(candidates))]
+    rows = (
+        _flags(df, candidates, "_holdout", "_label")
+        .groupBy("_holdout", "_label")
+        .agg(*aggs)
         .collect()
     )
-    counts: dict[tuple[bool, str | None], dict[str, int]] = {}
-    for r in totals:
-        counts[(bool(r["_holdout"]), r["_label"])] = {"N": int(r["N"])} | {
-            f"n{i}": 0 for i in range(len(candidates))
+    counts: dict[tuple[bool, str | None], dict[str, int]] = {
+        (bool(r["_holdout"]), r["_label"]): {
+            k: int(v) for k, v in r.asDict().items() if k not in ("_holdout", "_label")
         }
-    for r in per:
-        counts[(bool(r["_holdout"]), r["_label"])][f"n{int(r['_c'])}"] = int(r["n"])
+        for r in rows
+    }
     # per category (None = unknown target): counts over all rows, and over hold-out rows
     full: dict[str | None, dict[str, int]] = {}
     held: dict[str | None, dict[str, int]] = {}
