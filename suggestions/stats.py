@@ -94,7 +94,7 @@ def numeric_stats(
 
     One aggregate per hold-out flag: count, known count, sum and sum of squares of the
     centred target, over all rows and over each candidate's rows (conditional sums; an
-    explode to (candidate, row) pairs was 1.4-4x slower at 1M customers).
+    explode to (candidate, row) pairs was about 1.4x slower on the lab's 30 candidates at 1M).
     """
     y = F.col("_y")
     aggs = [
@@ -179,7 +179,8 @@ def categorical_stats(
 ) -> tuple[list[Scored], dict[str, float]]:
     """Categorical target ``_label`` (a string, null = unknown): counts per category and candidate.
 
-    One aggregate per (hold-out flag, category): all rows and each candidate's rows.
+    One aggregate per (hold-out flag, category): all rows and each candidate's rows (the
+    explode it replaced was about 4x slower on the lab's 8 candidates at 1M).
     """
     aggs = [F.count(F.lit(1)).alias("N")]
     aggs += [F.count_if(F.col(f"_c{i}")).alias(f"n{i}") for i in range(len(candidates))]
