@@ -207,19 +207,22 @@ def _python_peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _git_commit() -> str:
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
+def _git_commit(repo: Path = REPO) -> str:
+    """HEAD, with ``+dirty`` when tracked files other than the results differ from it."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
+        head = _git(repo, "rev-parse", "HEAD")
+        changed = _git(
+            repo, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return out.stdout.strip()
+    return f"{head}+dirty" if changed else head
 
 
 def _goal_met(value: float, goal: str) -> str:
