@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-from benchmarks._harness import _git_commit
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
+from benchmarks._harness import _git, _git_commit
 
 
 def test_commit_is_marked_dirty_only_for_edited_tracked_sources(tmp_path: Path) -> None:
@@ -24,7 +13,7 @@ def test_commit_is_marked_dirty_only_for_edited_tracked_sources(tmp_path: Path) 
     (tmp_path / "benchmarks" / "results" / "latest.md").write_text("old\n")
     _git(tmp_path, "init", "-q")
     _git(tmp_path, "add", ".")
-    _git(tmp_path, "commit", "-q", "-m", "first")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "first")
     head = _git(tmp_path, "rev-parse", "HEAD")
     assert len(head) == 40
 
