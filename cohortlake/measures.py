@@ -54,10 +54,23 @@ def _value(catalog: Catalog, name: str, as_of: dt.datetime) -> Column:
     return value
 
 
+def _distinct_count(value: Column) -> Column:
+    """``count(DISTINCT value)`` as the size of the per-customer set of values.
+
+    Spark plans ``count_distinct`` next to other aggregates by grouping on (customer,
+    value) first, so every measure's buffers travel through a shuffle of about one row
+    per customer and distinct value. The set keeps the aggregation one ``groupBy``:
+    with the 10-measure CDP catalog at 1M customers (``benchmarks/bench_measures.py``'s
+    set) the one pass took 15.4-20.2 s instead of 22.1-23.4 s, three runs each in turns,
+    with equal values. Nulls are left out of the set, as ``count_distinct`` leaves them out.
+    """
+    return F.size(F.collect_set(value)).cast("long")
+
+
 def _aggregate(agg: str, value: Column) -> Column:
     return {
         "count": F.count,
-        "count_distinct": F.count_distinct,
+        "count_distinct": _distinct_count,
         "sum": F.sum,
         "avg": F.avg,
         "min": F.min,
