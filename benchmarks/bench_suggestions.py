@@ -11,8 +11,12 @@ Quality: the best suggestion's size-weighted mean difference ``share × (mean �
 (numeric; above average, as pysubgroup searches) or WRAcc for ``low`` (categorical)
 over pysubgroup's best, goal ≥ 0.9×. Time: the mining job (tree, refinement, exact
 statistics, Delta write, MLflow run) against pysubgroup's search (not its pandas load),
-goal ≥ 5× faster. pysubgroup runs in a separate Python process capped at ``PYSUBGROUP_CAP``
-seconds; when the cap is hit the ratio is a lower bound (noted).
+goal ≥ 5× faster. As in the other benchmarks each side is its faster of ``REPEAT`` runs:
+ours after one untimed warm-up run in this process (the first run of a process compiles
+Spark's generated code: 24.1 s where the next two took 16.7 s and 13.4 s at 1M),
+pysubgroup's search ``REPEAT`` times over the same frame. pysubgroup runs in a separate
+Python process capped at ``PYSUBGROUP_CAP`` seconds; when the cap is hit the ratio is a
+lower bound (noted).
 """
 
 from __future__ import annotations
@@ -30,13 +34,14 @@ from typing import Any
 import yaml
 from pyspark.sql import SparkSession
 
-from benchmarks._harness import REPO, ensure_lake, lake_root, row, scratch_dir
+from benchmarks._harness import REPO, ensure_lake, lake_root, row, scratch_dir, time_call
 
 __all__ = ["run"]
 
 log = logging.getLogger("benchmarks.suggestions")
 
 PYSUBGROUP_CAP = 900.0
+REPEAT = 2
 DEPTH = 4
 BEAM = 20
 _RUNS = {
@@ -99,7 +104,9 @@ def _child(path: str, kind: str, target: str, min_members: int) -> None:
     """Entry point of the capped child process: read the rows, search, print JSON."""
     import pandas as pd
 
-    seconds, best, top = _pysubgroup(pd.read_parquet(path), kind, target, min_members)
+    frame = pd.read_parquet(path)
+    runs = [_pysubgroup(frame, kind, target, min_members) for _ in range(REPEAT)]
+    seconds, best, top = min(runs)
     print(json.dumps({"seconds": seconds, "best": best, "top": top}))
 
 
@@ -127,7 +134,7 @@ def _run_pysubgroup(
             [sys.executable, "-c", code, str(path), kind, target, str(min_members)],
             capture_output=True,
             text=True,
-            timeout=PYSUBGROUP_CAP,
+            timeout=PYSUBGROUP_CAP * REPEAT,
             env=env,
             cwd=str(REPO),
             check=True,
@@ -167,10 +174,13 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
         kind = "numeric" if run_def.numeric_target else "categorical"
         base = customer_base(reader, run_def).persist()
         customers = base.count()
-        started = time.perf_counter()
-        prof = _profile(run_def, base)
-        result = _mine(ctx, run_def, base, prof, dt_now())
-        ours_s = time.perf_counter() - started
+        results: list[Any] = []
+
+        def mine(run_def: Any = run_def, base: Any = base, results: list[Any] = results) -> None:
+            results.append(_mine(ctx, run_def, base, _profile(run_def, base), dt_now()))
+
+        ours_s = time_call(mine, repeat=REPEAT, warmup=1)
+        result = results[-1]
         min_members = run_def.min_members_for(customers)
         if run_def.numeric_target:
             ours = max((r["Effect"] for r in result.rows if r["Effect"] > 0), default=0.0)
@@ -196,8 +206,8 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
                 topic,
                 "pysubgroup seconds",
                 ps_s,
-                note=f"beam {BEAM}, depth {DEPTH}"
-                + ("" if done else f"; stopped at the {PYSUBGROUP_CAP:.0f} s cap"),
+                note=f"beam {BEAM}, depth {DEPTH}, faster of {REPEAT} searches"
+                + ("" if done else f"; stopped at the {PYSUBGROUP_CAP * REPEAT:.0f} s cap"),
             ),
             row(
                 topic,
