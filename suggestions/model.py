@@ -69,7 +69,7 @@ class SuggestionSpec(BaseModel):
     holdout: float = Field(default=0.3, ge=0, le=0.9)
     max_bins: int = Field(default=128, ge=4, le=1024)
     refine_top: int = Field(default=8, ge=0, le=50)
-    tree_rows: int = Field(default=200_000, ge=1_000)
+    tree_rows: int = Field(default=100_000, ge=1_000)
     save: SaveSpec | None = None
 
     @model_validator(mode="after")

@@ -37,18 +37,17 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from suggestions.bits import RuleBits
 from suggestions.rules import (
     MISSING,
     CategoricalRule,
     NumericRule,
     Rule,
     definition_json,
-    definition_to_column,
     rules_definition,
 )
 from suggestions.tree import Feature
@@ -61,6 +60,8 @@ GRID_STEPS = 200
 _TIE = 0.002  # moves within 0.2% of the best score are ties; fewer conditions win
 _PER_CONDITION = 0.02  # an added condition must gain 2% of the score (a dropped one may lose 2%)
 _ALL = -1  # slot of "all conditions hold" (the seed itself, and conditions to add)
+_NO_STEP = -(2**62)  # bucket of a null number
+_UNSEEN = "\x00unseen"  # bucket of a category the tree's sample did not have
 
 
 @dataclass(frozen=True)
@@ -107,20 +108,35 @@ class _Ctx:
     types: dict[str, str]
     numeric_target: bool
     grids: dict[int, tuple[float, int, int]]  # feature index -> (step, lowest, highest bucket)
+    buckets: list[Column]  # per feature, the row's bucket (``_bucket``)
     total: _Stats
     floor: float
     max_conditions: int
 
 
 def _bucket(f: Feature, grid: tuple[float, int, int] | None) -> Column:
+    """A row's bucket of ``f`` as a long: its grid step, or its label's position (1-based).
+
+    A null number is ``_NO_STEP``; a label the tree never saw is 0 (``_key`` names both).
+    """
     c = F.col(f.name)
     if not f.numeric:
-        return F.coalesce(c.cast("string"), F.lit(MISSING))
+        labels = F.array(*[F.lit(v) for v in f.labels])
+        return F.array_position(labels, F.coalesce(c.cast("string"), F.lit(MISSING)))
     assert grid is not None
     step, lo, hi = grid
     b = F.ceil(c.cast("double") / F.lit(step))
-    b = F.greatest(F.least(b, F.lit(hi)), F.lit(lo))
-    return F.coalesce(b.cast("string"), F.lit(MISSING))
+    # least and greatest skip nulls, so a null number is named before clamping
+    return F.when(c.isNull(), F.lit(_NO_STEP)).otherwise(
+        F.greatest(F.least(b, F.lit(hi)), F.lit(lo)).cast("long")
+    )
+
+
+def _bucket_key(f: Feature, b: int) -> str:
+    """The bucket's name as ``_moves`` reads it: the grid step, the label, or ``MISSING``."""
+    if f.numeric:
+        return MISSING if b == _NO_STEP else str(b)
+    return f.labels[b - 1] if 0 < b <= len(f.labels) else _UNSEEN
 
 
 def _score(s: _Stats, seed: Seed, ctx: _Ctx) -> float:
@@ -180,59 +196,65 @@ def _key(rules: Sequence[Rule]) -> str:
     return definition_json(rules_definition(rules)) if rules else ""
 
 
-def _and(cols: Sequence[Column]) -> Column:
-    return reduce(lambda a, b: a & b, cols) if cols else F.lit(True)
-
-
 def _round(
     sample: DataFrame, seeds: list[Seed], active: Sequence[int], ctx: _Ctx
 ) -> dict[tuple[int, int, int], dict[str, _Stats]]:
-    """One pass: stats per (seed, slot, feature) and bucket."""
+    """One pass: stats per (seed, slot, feature) and bucket.
+
+    Each slot is a rule set (the seed without one condition, or the whole seed) and the
+    feature whose buckets it needs; rows are exploded to one row per feature and grouped
+    by (feature, bucket, rule bits), and every slot sums the groups of its feature that
+    hold its rules (``suggestions.bits``). The whole seed's slot reads feature 0's buckets
+    and adds them up.
+    """
     index = {f.name: i for i, f in enumerate(ctx.features)}
     slots: list[tuple[int, int, int]] = []
-    elements: list[Column] = []
+    entries: list[tuple[int, int, tuple[Rule, ...]]] = []
+
+    def slot(key: tuple[int, int, int], part: int, rules: tuple[Rule, ...]) -> None:
+        entries.append((len(slots), part, rules))
+        slots.append(key)
+
     for s in active:
         rules = seeds[s].rules
-        conds = [definition_to_column(rules_definition([r]), ctx.types) for r in rules]
         used = {index[r.field] for r in rules}
         for j, r in enumerate(rules):
-            others = _and(conds[:j] + conds[j + 1 :])
-            fi = index[r.field]
-            slots.append((s, j, fi))
-            elements.append(
-                F.when(
-                    others, F.struct(F.lit(len(slots) - 1).alias("k"), F.col(f"_b{fi}").alias("b"))
-                )
-            )
-        every = _and(conds)
-        slots.append((s, _ALL, -1))
-        elements.append(
-            F.when(every, F.struct(F.lit(len(slots) - 1).alias("k"), F.lit("").alias("b")))
-        )
+            slot((s, j, index[r.field]), index[r.field], rules[:j] + rules[j + 1 :])
+        slot((s, _ALL, -1), 0, rules)
         if len(rules) < ctx.max_conditions:
             for fi in range(len(ctx.features)):
                 if fi not in used:
-                    slots.append((s, _ALL, fi))
-                    elements.append(
-                        F.when(
-                            every,
-                            F.struct(F.lit(len(slots) - 1).alias("k"), F.col(f"_b{fi}").alias("b")),
-                        )
-                    )
-    pairs = F.explode(F.filter(F.array(*elements), lambda x: x.isNotNull())).alias("_p")
-    rows = sample.select("_label", pairs).select("_label", "_p.k", "_p.b")
-    out: dict[tuple[int, int, int], dict[str, _Stats]] = {}
+                    slot((s, _ALL, fi), fi, rules)
+    bits = RuleBits((seeds[s].rules for s in active), ctx.types)
+    label = [] if ctx.numeric_target else ["_label"]
+    values = {"n": F.lit(1).cast("long")}
     if ctx.numeric_target:
-        agg = rows.groupBy("k", "b").agg(F.count(F.lit(1)).alias("n"), F.sum("_label").alias("y"))
-        for rec in agg.collect():
-            out.setdefault(slots[int(rec["k"])], {})[rec["b"]] = _Stats(
-                float(rec["n"]), float(rec["y"] or 0.0)
-            )
-    else:
-        agg = rows.groupBy("k", "b", "_label").agg(F.count(F.lit(1)).alias("n"))
-        for rec in agg.collect():
-            d = out.setdefault(slots[int(rec["k"])], {})
-            st = d.setdefault(rec["b"], _Stats(per={}))
+        values["y"] = F.col("_label").cast("double")
+    parts = F.posexplode(F.array(*ctx.buckets))
+    groups = (
+        sample.select(
+            *label,
+            *[v.alias(k) for k, v in values.items()],
+            *bits.columns(),
+            parts.alias("_fi", "_b"),
+        )
+        .groupBy("_fi", "_b", *label, *bits.names)
+        .agg(*[F.sum(k).alias(k) for k in values])
+    )
+    sets = bits.sets(sample.sparkSession, entries)
+    agg = (
+        groups.join(F.broadcast(sets), (F.col("_fi") == F.col("_part")) & bits.holds())
+        .groupBy("_set", "_part", "_b", *label)
+        .agg(*[F.sum(k).alias(k) for k in values])
+    )
+    out: dict[tuple[int, int, int], dict[str, _Stats]] = {}
+    for rec in agg.collect():
+        d = out.setdefault(slots[int(rec["_set"])], {})
+        key = _bucket_key(ctx.features[int(rec["_part"])], int(rec["_b"]))
+        if ctx.numeric_target:
+            d[key] = _Stats(float(rec["n"]), float(rec["y"] or 0.0))
+        else:
+            st = d.setdefault(key, _Stats(per={}))
             st.n += float(rec["n"])
             assert st.per is not None
             st.per[rec["_label"]] = st.per.get(rec["_label"], 0.0) + float(rec["n"])
@@ -303,23 +325,27 @@ def refine(
     if total_rows > sample_rows:
         fraction = sample_rows / total_rows
         sample, floor = fit.sample(fraction=fraction, seed=seed), min_members * fraction
-    nums = [i for i, f in enumerate(feats) if f.numeric]
-    grids: dict[int, tuple[float, int, int]] = {}
-    if nums:
-        names = [feats[i].name for i in nums]
-        qs = sample.select(*[F.col(n).cast("double").alias(n) for n in names]).approxQuantile(
-            names, [0.005, 0.995], 0.001
-        )
-        for i, q in zip(nums, qs, strict=True):
-            lo, hi = (q[0], q[1]) if len(q) == 2 else (0.0, 1.0)
+    attrs = sorted({f.name for f in feats})
+    sample = sample.select("_label", *attrs).persist()
+    try:
+        # one pass: the totals and each number's 0.5% and 99.5% quantiles (its grid's range)
+        nums = [i for i, f in enumerate(feats) if f.numeric]
+        aggs = [F.count(F.lit(1)).alias("n"), F.sum("_label").alias("y")] if numeric_target else []
+        aggs += [
+            F.percentile_approx(F.col(feats[i].name).cast("double"), [0.005, 0.995], 1000).alias(
+                f"q{i}"
+            )
+            for i in nums
+        ]
+        row = sample.agg(*aggs).first() if aggs else None
+        grids: dict[int, tuple[float, int, int]] = {}
+        for i in nums:
+            assert row is not None
+            q = row[f"q{i}"]
+            lo, hi = (float(q[0]), float(q[1])) if q else (0.0, 1.0)
             step = grid_step(lo, hi)
             grids[i] = (step, math.floor(lo / step), math.ceil(hi / step) + 1)
-    buckets = [_bucket(f, grids.get(i)).alias(f"_b{i}") for i, f in enumerate(feats)]
-    attrs = sorted({f.name for f in feats})
-    sample = sample.select("_label", *attrs, *buckets).persist()
-    try:
         if numeric_target:
-            row = sample.agg(F.count(F.lit(1)).alias("n"), F.sum("_label").alias("y")).first()
             assert row is not None
             total = _Stats(float(row["n"]), float(row["y"] or 0.0))
         else:
@@ -328,7 +354,8 @@ def refine(
                 for r in sample.groupBy("_label").agg(F.count(F.lit(1)).alias("n")).collect()
             }
             total = _Stats(sum(per.values()), 0.0, per)
-        ctx = _Ctx(feats, types, numeric_target, grids, total, floor, max_conditions)
+        buckets = [_bucket(f, grids.get(i)) for i, f in enumerate(feats)]
+        ctx = _Ctx(feats, types, numeric_target, grids, buckets, total, floor, max_conditions)
         current = list(seeds)
         active = list(range(len(current)))
         order = {f.name: i for i, f in enumerate(feats)}

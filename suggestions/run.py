@@ -16,6 +16,7 @@ import math
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,6 @@ from suggestions.rules import (
     MISSING,
     Rule,
     definition_json,
-    definition_to_column,
     rules_definition,
     rules_text,
 )
@@ -294,12 +294,17 @@ def _candidates(
     run: SuggestionRun,
     fitted: FittedTree,
     data: DataFrame,
+    train: DataFrame,
     types: dict[str, str],
     floor: float,
     refine_top: int,
     tree_share: float = 1.0,
 ) -> tuple[list[Candidate], int]:
-    """The tree's nodes as candidates, plus the refined versions of the strongest ones."""
+    """The tree's nodes as candidates, plus the refined versions of the strongest ones.
+
+    ``data`` holds every customer (thresholds are rounded exactly over them); refinement
+    works on ``train``, the tree's rows, a ``tree_share`` of the fitting rows.
+    """
     for f in fitted.features:
         if not f.numeric:
             f.minimum = None  # category count, only needed for the check
@@ -323,14 +328,13 @@ def _candidates(
                 n, total = sum(st), sum(root)
                 k = max(range(len(st)), key=lambda c: st[c] / n - root[c] / total)
                 seeds.append(Seed(rules, 1, fitted.target_labels[k]))
-        fit = data.where(~F.col("_holdout") & F.col("_label").isNotNull())
         out = refine(
-            fit,
+            train,
             seeds,
             fitted.features,
             types,
             numeric_target=run.numeric_target,
-            min_members=floor,
+            min_members=floor * tree_share,
             max_conditions=run.spec.max_depth,
             seed=run.spec.seed,
         )
@@ -348,7 +352,6 @@ def _candidates(
             Candidate(
                 rules_text(rules),
                 definition,
-                definition_to_column(definition, types),
                 len(rules),
                 depth,
                 rules,
@@ -409,7 +412,8 @@ def _mine(
     run_id = new_run_id()
     key = ctx.catalog.key
     types: dict[str, str] = {f.name: f.type for f in (run.target, *run.influencers)}
-    data = _encode(run, base, prof, key).persist()
+    data = _encode(run, base, prof, key)
+    train: DataFrame | None = None
     try:
         min_members = run.min_members_for(prof.customers)
         constant = (
@@ -420,15 +424,18 @@ def _mine(
         fitted: FittedTree | None = None
         candidates: list[Candidate] = []
         if not constant:
-            train = data.where(~F.col("_holdout") & F.col("_label").isNotNull())
+            fit_rows = data.where(~F.col("_holdout") & F.col("_label").isNotNull())
             train_share = 1 - run.spec.holdout
             fitting = prof.known * train_share
             tree_share = 1.0
             if fitting > run.spec.tree_rows:
                 # the tree only proposes candidates: a seeded sample finds the same splits
                 tree_share = run.spec.tree_rows / fitting
-                train = train.sample(fraction=tree_share, seed=run.spec.seed)
+                fit_rows = fit_rows.sample(fraction=tree_share, seed=run.spec.seed)
                 log.info("%s: tree fitted on a %.1f%% sample", run.output, tree_share * 100)
+            # the tree's passes and refinement's sample read these rows from the cache
+            attrs = sorted({f.name for f in prof.features})
+            train = fit_rows.select("_label", *attrs, *[f.column for f in prof.features]).persist()
             t0 = time.monotonic()
             fitted = fit_tree(
                 train,
@@ -444,6 +451,7 @@ def _mine(
                 run,
                 fitted,
                 data,
+                train,
                 types,
                 min_members * train_share * 0.8,
                 run.spec.refine_top,
@@ -455,9 +463,9 @@ def _mine(
         if candidates:
             t0 = time.monotonic()
             if run.numeric_target:
-                scored, _totals = numeric_stats(data, candidates, prof.target_mean or 0.0)
+                scored, _totals = numeric_stats(data, candidates, prof.target_mean or 0.0, types)
             else:
-                scored, _totals = categorical_stats(data, candidates)
+                scored, _totals = categorical_stats(data, candidates, types)
             log.info(
                 "%s: %d candidates scored in %.1f s",
                 run.output,
@@ -473,7 +481,8 @@ def _mine(
             categorical=not run.numeric_target,
         )
     finally:
-        data.unpersist()
+        if train is not None:
+            train.unpersist()
     rows = [_row(run, s, i + 1, run_id, as_of) for i, s in enumerate(kept)]
     all_rows = [_row(run, s, 0, run_id, as_of) for s in scored]
     result = SuggestionResult(
@@ -558,29 +567,37 @@ def _write_and_track(
             [tuple(r[f.name] for f in SUGGESTIONS_SCHEMA.fields) for r in result.rows],
             SUGGESTIONS_SCHEMA,
         )
-        result.table_version = ctx.lake.overwrite(df, result.path, metadata=result.run_id)
-        report = _report_dir(ctx, run.output)
-        with tempfile.TemporaryDirectory(prefix="cohortlake-chart-") as tmp:
-            chart = draw_chart(
-                result.rows,
-                (report or Path(tmp)) / "top.png",
-                f"{run.name}: top suggestions for {run.target.name}",
-            )
-            log_run(
-                params=params,
-                metrics=metrics,
-                suggestions=[
-                    {k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in r.items()}
-                    for r in result.rows
-                ],
-                candidates=[
-                    {k: v for k, v in r.items() if k not in ("AsOf", "MlflowRunId", "Rank")}
-                    for r in all_rows
-                ],
-                tree_text=fitted.text if fitted else "(no tree: the target is constant or unknown)",
-                chart=chart,
-                model=fitted.model if fitted else None,
-            )
+        # the Delta commit and the MLflow logging (chart, artifacts, model) overlap
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohortlake-write") as pool:
+            written = pool.submit(ctx.lake.overwrite, df, result.path, metadata=result.run_id)
+            report = _report_dir(ctx, run.output)
+            with tempfile.TemporaryDirectory(prefix="cohortlake-chart-") as tmp:
+                chart = draw_chart(
+                    result.rows,
+                    (report or Path(tmp)) / "top.png",
+                    f"{run.name}: top suggestions for {run.target.name}",
+                )
+                log_run(
+                    params=params,
+                    metrics=metrics,
+                    suggestions=[
+                        {
+                            k: (v.isoformat() if isinstance(v, dt.datetime) else v)
+                            for k, v in r.items()
+                        }
+                        for r in result.rows
+                    ],
+                    candidates=[
+                        {k: v for k, v in r.items() if k not in ("AsOf", "MlflowRunId", "Rank")}
+                        for r in all_rows
+                    ],
+                    tree_text=fitted.text
+                    if fitted
+                    else "(no tree: the target is constant or unknown)",
+                    chart=chart,
+                    model=fitted.model if fitted else None,
+                )
+            result.table_version = written.result()
         result.chart = str(chart) if report else None
         result.mlflow_run_id = mlflow_id
 
@@ -594,10 +611,14 @@ def run_suggestions(
     prepared: list[tuple[SuggestionRun, DataFrame, _Profile]] = []
     problems: list[Problem] = []
     for run in runs:
-        base = customer_base(ctx, run)
+        base = customer_base(ctx, run).persist()
         prof = _profile(run, base)
         problems += _check_categories(run, prof)
         prepared.append((run, base, prof))
     if problems:
         raise InputError(problems)
-    return [_mine(ctx, run, base, prof, when) for run, base, prof in prepared]
+    try:
+        return [_mine(ctx, run, base, prof, when) for run, base, prof in prepared]
+    finally:
+        for _, base, _ in prepared:
+            base.unpersist()

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml import PipelineModel
 from pyspark.ml.classification import DecisionTreeClassificationModel, DecisionTreeClassifier
 from pyspark.ml.feature import StringIndexer, VectorAssembler
 from pyspark.ml.regression import DecisionTreeRegressionModel, DecisionTreeRegressor
@@ -97,10 +97,14 @@ def fit_tree(
     max_bins: int,
     seed: int,
 ) -> FittedTree:
-    """Fit the pipeline (indexers, assembler, tree) on ``train`` (columns ``_label`` and features)."""
-    stages: list[Any] = []
-    inputs: list[str] = []
+    """Fit the pipeline (indexers, assembler, tree) on ``train`` (columns ``_label`` and features).
+
+    ``train`` should be cached: the indexers read it, then the stages are applied once
+    into a cached frame of assembled rows, which the tree's passes (metadata, split
+    candidates, one per level) read; the fitted stages form one ``PipelineModel``.
+    """
     cats = [f for f in features if not f.numeric]
+    stages: list[Any] = []
     if cats:
         stages.append(
             StringIndexer(
@@ -108,10 +112,11 @@ def fit_tree(
                 outputCols=[f"{f.column}_idx" for f in cats],
                 stringOrderType="alphabetAsc",
                 handleInvalid="keep",
-            )
+            ).fit(train)
         )
-    for f in features:
-        inputs.append(f.column if f.numeric else f"{f.column}_idx")
+        for f, labels in zip(cats, stages[0].labelsArray, strict=True):
+            f.labels = tuple(labels)
+    inputs = [f.column if f.numeric else f"{f.column}_idx" for f in features]
     stages.append(VectorAssembler(inputCols=inputs, outputCol="_features"))
     bins = max(max_bins, *(len(f.labels) + 2 for f in cats)) if cats else max_bins
     params: dict[str, Any] = {
@@ -121,18 +126,24 @@ def fit_tree(
         "maxBins": bins,
         "seed": seed,
     }
+    tree_stage: Any
     if numeric_target:
-        stages.append(DecisionTreeRegressor(labelCol="_label", **params))
+        tree_stage = DecisionTreeRegressor(labelCol="_label", **params)
     else:
         stages.append(
-            StringIndexer(inputCol="_label", outputCol="_label_idx", stringOrderType="alphabetAsc")
+            StringIndexer(
+                inputCol="_label", outputCol="_label_idx", stringOrderType="alphabetAsc"
+            ).fit(train)
         )
-        stages.append(DecisionTreeClassifier(labelCol="_label_idx", **params))
-    model = Pipeline(stages=stages).fit(train)
-    if cats:
-        labels = model.stages[0].labelsArray  # type: ignore[attr-defined]
-        for f, lab in zip(cats, labels, strict=True):
-            f.labels = tuple(lab)
+        tree_stage = DecisionTreeClassifier(labelCol="_label_idx", **params)
+    assembled = PipelineModel(stages=stages).transform(train)
+    label = "_label" if numeric_target else "_label_idx"
+    assembled = assembled.select(label, "_features").persist()
+    try:
+        stages.append(tree_stage.fit(assembled))
+    finally:
+        assembled.unpersist()
+    model = PipelineModel(stages=stages)
     fitted = FittedTree(model, features)
     if not numeric_target:
         fitted.target_labels = tuple(model.stages[-2].labels)  # type: ignore[attr-defined]
