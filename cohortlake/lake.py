@@ -10,6 +10,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import functools
+import json
 import logging
 import os
 import random
@@ -19,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 from delta import exceptions as delta_errors
@@ -191,15 +192,37 @@ class Lake:
         Hadoop's FileSystem (one listing, any storage Spark reaches): a history query
         per table cost ~150 ms, which added up to seconds for a run of 50 segments.
         """
+        commits = self._commits(path)
+        return max(commits) if commits else None
+
+    def _log_fs(self, path: str) -> tuple[Any, Any]:
         jvm = self.spark._jvm
         assert jvm is not None, "a classic (not Connect) session"
         log_dir = jvm.org.apache.hadoop.fs.Path(path.rstrip("/") + "/_delta_log")
-        fs = log_dir.getFileSystem(self.spark._jsc.hadoopConfiguration())
+        return log_dir, log_dir.getFileSystem(self.spark._jsc.hadoopConfiguration())
+
+    def _commits(self, path: str) -> list[int]:
+        log_dir, fs = self._log_fs(path)
         if not fs.exists(log_dir):
-            return None
+            return []
         names = (status.getPath().getName() for status in fs.listStatus(log_dir))
-        commits = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
-        return max(commits) if commits else None
+        return [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
+
+    def _user_metadata(self, path: str, version: int) -> str | None:
+        """The ``userMetadata`` of one commit, read from its JSON file (no Spark job)."""
+        jvm = self.spark._jvm
+        assert jvm is not None
+        log_dir, fs = self._log_fs(path)
+        stream = fs.open(jvm.org.apache.hadoop.fs.Path(log_dir, f"{version:020d}.json"))
+        try:
+            text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        finally:
+            stream.close()
+        for line in text.splitlines():
+            info = json.loads(line).get("commitInfo") if line.strip() else None
+            if info is not None:
+                return info.get("userMetadata")
+        return None
 
     def overwrite(
         self, df: DataFrame, path: str, *, cdf: bool = False, metadata: str | None = None
@@ -235,18 +258,14 @@ class Lake:
         """The version this process just committed: found by its metadata when it has one,
         because a concurrent writer may have committed after it."""
         if metadata:
-            history = DeltaTable.forPath(self.spark, path).history(50)
-            found = [
-                int(row["version"])
-                for row in history.select("version", "userMetadata").collect()  # <= 50 rows
-                if row["userMetadata"] == metadata
-            ]
-            if found:
-                return max(found)
-        v = self.version(path)
-        if v is None:
+            # newest first: normally the latest commit is this one
+            for mine in sorted(self._commits(path), reverse=True)[:50]:
+                if self._user_metadata(path, mine) == metadata:
+                    return mine
+        latest = self.version(path)
+        if latest is None:
             raise RunFailure(f"write to {path} left no Delta table")
-        return v
+        return latest
 
     @contextlib.contextmanager
     def commit_metadata(self, metadata: str) -> Iterator[None]:

@@ -165,14 +165,14 @@ def _profile(run: SuggestionRun, base: DataFrame) -> _Profile:
         tc = t.cast("double")
         aggs += [F.min(tc).alias("tmin"), F.max(tc).alias("tmax"), F.avg(tc).alias("tmean")]
     else:
-        aggs.append(F.count_distinct(t.cast("string")).alias("tcats"))
+        aggs.append(F.count_distinct(t).alias("tcats"))
     for i, f in enumerate(run.influencers):
         c = F.col(f.name)
         if f.type in ("number", "integer"):
             aggs += [F.min(c.cast("double")).alias(f"min{i}"), F.count(c).alias(f"nn{i}")]
         else:
             aggs += [
-                F.count_distinct(c.cast("string")).alias(f"cats{i}"),
+                F.count_distinct(c).alias(f"cats{i}"),
                 F.count(c).alias(f"nn{i}"),
             ]
     r = base.agg(*aggs).first()
