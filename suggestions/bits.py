@@ -33,8 +33,16 @@ WORD_BITS = 63
 class RuleBits:
     """The distinct rules of ``rule_sets``, with the columns that evaluate them as bits."""
 
-    def __init__(self, rule_sets: Iterable[Sequence[Rule]], types: dict[str, str]) -> None:
+    def __init__(
+        self,
+        rule_sets: Iterable[Sequence[Rule]],
+        types: dict[str, str],
+        cache: dict[str, Column] | None = None,
+    ) -> None:
         self._types = types
+        # a rule's condition built once per run: each Column costs a few Py4J calls
+        self._cache = {} if cache is None else cache
+        self._keys: list[str] = []
         self._index: dict[str, int] = {}
         self._leaves: list[dict[str, Any]] = []
         for rules in rule_sets:
@@ -46,6 +54,7 @@ class RuleBits:
                 if key not in self._index:
                     self._index[key] = len(self._leaves)
                     self._leaves.append(node)
+                    self._keys.append(key)
 
     @property
     def words(self) -> int:
@@ -60,16 +69,21 @@ class RuleBits:
     def columns(self) -> list[Column]:
         """One long per word: the sum of the bits of the rules that hold on the row."""
         out = []
+        zero = F.lit(0).cast("long")
         for w, name in enumerate(self.names):
             bits = [
-                F.when(definition_to_column(node, self._types), F.lit(1 << (i - w * WORD_BITS)))
-                .otherwise(F.lit(0))
-                .cast("long")
-                for i, node in enumerate(self._leaves)
+                F.when(self._condition(i), F.lit(1 << (i - w * WORD_BITS))).otherwise(zero)
+                for i in range(len(self._leaves))
                 if i // WORD_BITS == w
             ]
-            out.append(reduce(lambda a, b: a + b, bits, F.lit(0).cast("long")).alias(name))
+            out.append(reduce(lambda a, b: a + b, bits, zero).alias(name))
         return out
+
+    def _condition(self, i: int) -> Column:
+        key = self._keys[i]
+        if key not in self._cache:
+            self._cache[key] = definition_to_column(self._leaves[i], self._types)
+        return self._cache[key]
 
     def need(self, rules: Sequence[Rule]) -> list[int]:
         """Per word, the bits that must all be set for every rule of ``rules`` to hold."""

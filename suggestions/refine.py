@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -112,6 +112,7 @@ class _Ctx:
     total: _Stats
     floor: float
     max_conditions: int
+    cache: dict[str, Column] = field(default_factory=dict)
 
 
 def _bucket(f: Feature, grid: tuple[float, int, int] | None) -> Column:
@@ -225,7 +226,7 @@ def _round(
             for fi in range(len(ctx.features)):
                 if fi not in used:
                     slot((s, _ALL, fi), fi, rules)
-    bits = RuleBits((seeds[s].rules for s in active), ctx.types)
+    bits = RuleBits((seeds[s].rules for s in active), ctx.types, ctx.cache)
     label = [] if ctx.numeric_target else ["_label"]
     values = {"n": F.lit(1).cast("long")}
     if ctx.numeric_target:
@@ -311,11 +312,13 @@ def refine(
     sample_rows: int = 100_000,
     seed: int = 42,
     rounds: int = 5,
+    cache: dict[str, Column] | None = None,
 ) -> list[Seed]:
     """Refine each seed greedily, one pass per round (at most ``rounds``).
 
     ``fit`` holds the catalog-named influencer columns and ``_label`` (non-null) of the
-    fitting rows; ``min_members`` is the size floor scaled to ``fit``.
+    fitting rows; ``min_members`` is the size floor scaled to ``fit``. ``cache`` keeps
+    the rules' conditions (``suggestions.bits``) for a later pass over the same columns.
     """
     if not seeds:
         return []
@@ -355,7 +358,17 @@ def refine(
             }
             total = _Stats(sum(per.values()), 0.0, per)
         buckets = [_bucket(f, grids.get(i)) for i, f in enumerate(feats)]
-        ctx = _Ctx(feats, types, numeric_target, grids, buckets, total, floor, max_conditions)
+        ctx = _Ctx(
+            feats,
+            types,
+            numeric_target,
+            grids,
+            buckets,
+            total,
+            floor,
+            max_conditions,
+            {} if cache is None else cache,
+        )
         current = list(seeds)
         active = list(range(len(current)))
         order = {f.name: i for i, f in enumerate(feats)}

@@ -10,18 +10,19 @@ its output table in one Delta commit.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import math
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -44,7 +45,7 @@ from suggestions.rules import (
     rules_text,
 )
 from suggestions.stats import Candidate, Scored, categorical_stats, numeric_stats, select
-from suggestions.tracking import draw_chart, log_run
+from suggestions.tracking import draw_chart, log_run, save_model
 from suggestions.tree import Feature, FittedTree, fit_tree, path_rules, rounding_map
 
 __all__ = [
@@ -115,6 +116,7 @@ class _Profile:
     target_mean: float | None
     target_categories: int
     features: list[Feature]
+    target_labels: tuple[str, ...] = ()
 
 
 def select_runs(
@@ -165,14 +167,14 @@ def _profile(run: SuggestionRun, base: DataFrame) -> _Profile:
         tc = t.cast("double")
         aggs += [F.min(tc).alias("tmin"), F.max(tc).alias("tmax"), F.avg(tc).alias("tmean")]
     else:
-        aggs.append(F.count_distinct(t).alias("tcats"))
+        aggs += _labels(t, MAX_TARGET_CATEGORIES, "tcats", "tlabels")
     for i, f in enumerate(run.influencers):
         c = F.col(f.name)
         if f.type in ("number", "integer"):
             aggs += [F.min(c.cast("double")).alias(f"min{i}"), F.count(c).alias(f"nn{i}")]
         else:
             aggs += [
-                F.count_distinct(c).alias(f"cats{i}"),
+                *_labels(c, MAX_INFLUENCER_CATEGORIES, f"cats{i}", f"labels{i}"),
                 F.count(c).alias(f"nn{i}"),
             ]
     r = base.agg(*aggs).first()
@@ -191,6 +193,8 @@ def _profile(run: SuggestionRun, base: DataFrame) -> _Profile:
                 )
             )
         else:
+            # the tree's indexer and refinement's buckets use these (alphabetical, as encoded)
+            seen = list(r[f"labels{i}"] or [])
             feats.append(
                 Feature(
                     f.name,
@@ -198,7 +202,7 @@ def _profile(run: SuggestionRun, base: DataFrame) -> _Profile:
                     f"_f{i}",
                     boolean=f.type == "boolean",
                     has_nulls=has_nulls,
-                    labels=(),
+                    labels=tuple(sorted([*seen, MISSING] if has_nulls else seen)),
                     minimum=float(r[f"cats{i}"]),
                 )
             )
@@ -210,7 +214,21 @@ def _profile(run: SuggestionRun, base: DataFrame) -> _Profile:
         target_mean=float(r["tmean"]) if run.numeric_target and r["tmean"] is not None else None,
         target_categories=0 if run.numeric_target else int(r["tcats"]),
         features=feats,
+        target_labels=() if run.numeric_target else tuple(sorted(r["tlabels"] or [])),
     )
+
+
+def _labels(c: Column, limit: int, count: str, labels: str) -> list[Column]:
+    """The number of distinct values of ``c`` (as strings) and, up to ``limit`` of them, the values.
+
+    Nulls are left out. Past ``limit`` the run is refused (``_check_categories``), so the
+    values stay on the executors.
+    """
+    values = F.collect_set(c.cast("string"))
+    return [
+        F.size(values).alias(count),
+        F.when(F.size(values) <= F.lit(limit), values).alias(labels),
+    ]
 
 
 def _check_categories(run: SuggestionRun, prof: _Profile) -> list[Problem]:
@@ -299,6 +317,7 @@ def _candidates(
     floor: float,
     refine_top: int,
     tree_share: float = 1.0,
+    cache: dict[str, Column] | None = None,
 ) -> tuple[list[Candidate], int]:
     """The tree's nodes as candidates, plus the refined versions of the strongest ones.
 
@@ -337,6 +356,7 @@ def _candidates(
             min_members=floor * tree_share,
             max_conditions=run.spec.max_depth,
             seed=run.spec.seed,
+            cache=cache,
         )
         refined = len(out)
         rule_sets += [(s.rules, len(s.rules)) for s in out]
@@ -408,12 +428,32 @@ def _row(
 def _mine(
     ctx: Context, run: SuggestionRun, base: DataFrame, prof: _Profile, as_of: dt.datetime
 ) -> SuggestionResult:
+    """Mine one run; the fitted model is saved for MLflow in the background meanwhile."""
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cohortlake-model-")))
+        # shut down (waiting for a save under way) before the folder is removed
+        pool = stack.enter_context(
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="cohortlake-model")
+        )
+        return _mine_saving(ctx, run, base, prof, as_of, pool, folder / "model")
+
+
+def _mine_saving(
+    ctx: Context,
+    run: SuggestionRun,
+    base: DataFrame,
+    prof: _Profile,
+    as_of: dt.datetime,
+    pool: ThreadPoolExecutor,
+    model_dir: Path,
+) -> SuggestionResult:
     started = time.monotonic()
     run_id = new_run_id()
     key = ctx.catalog.key
     types: dict[str, str] = {f.name: f.type for f in (run.target, *run.influencers)}
     data = _encode(run, base, prof, key)
     train: DataFrame | None = None
+    conditions: dict[str, Column] = {}  # each rule's Column, built once for refinement and stats
     try:
         min_members = run.min_members_for(prof.customers)
         constant = (
@@ -422,6 +462,7 @@ def _mine(
             or (not run.numeric_target and prof.target_categories < 2)
         )
         fitted: FittedTree | None = None
+        saved: Future[Path] | None = None
         candidates: list[Candidate] = []
         if not constant:
             fit_rows = data.where(~F.col("_holdout") & F.col("_label").isNotNull())
@@ -433,9 +474,15 @@ def _mine(
                 tree_share = run.spec.tree_rows / fitting
                 fit_rows = fit_rows.sample(fraction=tree_share, seed=run.spec.seed)
                 log.info("%s: tree fitted on a %.1f%% sample", run.output, tree_share * 100)
-            # the tree's passes and refinement's sample read these rows from the cache
+            # the tree's passes and refinement's rounds read these rows from the cache, in
+            # as many partitions as cores: a pass over a sample is mostly per-task overhead
             attrs = sorted({f.name for f in prof.features})
-            train = fit_rows.select("_label", *attrs, *[f.column for f in prof.features]).persist()
+            cores = max(1, ctx.spark.sparkContext.defaultParallelism)
+            train = (
+                fit_rows.select("_label", *attrs, *[f.column for f in prof.features])
+                .coalesce(cores)
+                .persist()
+            )
             t0 = time.monotonic()
             fitted = fit_tree(
                 train,
@@ -445,8 +492,10 @@ def _mine(
                 min_instances=int(min_members * train_share * tree_share * 0.8),
                 max_bins=run.spec.max_bins,
                 seed=run.spec.seed,
+                target_labels=prof.target_labels,
             )
             log.info("%s: tree fitted in %.1f s", run.output, time.monotonic() - t0)
+            saved = pool.submit(save_model, fitted.model, model_dir)
             candidates, refined = _candidates(
                 run,
                 fitted,
@@ -456,6 +505,7 @@ def _mine(
                 min_members * train_share * 0.8,
                 run.spec.refine_top,
                 tree_share,
+                conditions,
             )
             log.info("%s: %d candidates (%d refined)", run.output, len(candidates), refined)
         else:
@@ -463,9 +513,11 @@ def _mine(
         if candidates:
             t0 = time.monotonic()
             if run.numeric_target:
-                scored, _totals = numeric_stats(data, candidates, prof.target_mean or 0.0, types)
+                scored, _totals = numeric_stats(
+                    data, candidates, prof.target_mean or 0.0, types, conditions
+                )
             else:
-                scored, _totals = categorical_stats(data, candidates, types)
+                scored, _totals = categorical_stats(data, candidates, types, conditions)
             log.info(
                 "%s: %d candidates scored in %.1f s",
                 run.output,
@@ -498,7 +550,7 @@ def _mine(
         rows=rows,
     )
     t0 = time.monotonic()
-    _write_and_track(ctx, run, result, fitted, all_rows)
+    _write_and_track(ctx, run, result, fitted, saved, all_rows)
     log.info("%s: written and tracked in %.1f s", run.output, time.monotonic() - t0)
     result.seconds = time.monotonic() - started
     log.info(
@@ -526,6 +578,7 @@ def _write_and_track(
     run: SuggestionRun,
     result: SuggestionResult,
     fitted: FittedTree | None,
+    saved: Future[Path] | None,
     all_rows: list[dict[str, Any]],
 ) -> None:
     params: dict[str, Any] = {
@@ -595,7 +648,7 @@ def _write_and_track(
                     if fitted
                     else "(no tree: the target is constant or unknown)",
                     chart=chart,
-                    model=fitted.model if fitted else None,
+                    model_dir=saved.result() if saved else None,
                 )
             result.table_version = written.result()
         result.chart = str(chart) if report else None

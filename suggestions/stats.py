@@ -89,13 +89,14 @@ def _per_set(
     types: dict[str, str],
     keys: Sequence[str],
     values: dict[str, Column],
+    cache: dict[str, Column] | None = None,
 ) -> list[Any]:
     """Sums of ``values`` per ``keys`` over all rows (``_set`` -1) and over each candidate's rows.
 
     Rows are grouped by the bits of the candidates' distinct rules (``suggestions.bits``),
     then each candidate sums the groups holding all its rules.
     """
-    bits = RuleBits([c.rule_set for c in candidates], types)
+    bits = RuleBits([c.rule_set for c in candidates], types, cache)
     groups = (
         df.select(*keys, *[v.alias(k) for k, v in values.items()], *bits.columns())
         .groupBy(*keys, *bits.names)
@@ -112,7 +113,11 @@ def _per_set(
 
 
 def numeric_stats(
-    df: DataFrame, candidates: Sequence[Candidate], center: float, types: dict[str, str]
+    df: DataFrame,
+    candidates: Sequence[Candidate],
+    center: float,
+    types: dict[str, str],
+    cache: dict[str, Column] | None = None,
 ) -> tuple[list[Scored], dict[str, float]]:
     """Numeric target ``_label`` (null = unknown), hold-out flag ``_holdout``.
 
@@ -127,7 +132,7 @@ def numeric_stats(
         "ss": y * y,
     }
     rows: dict[bool, dict[str, Any]] = {}
-    for r in _per_set(df, candidates, types, ["_holdout"], values):
+    for r in _per_set(df, candidates, types, ["_holdout"], values, cache):
         i = int(r["_set"])
         names = ("N", "K", "S", "SS") if i < 0 else (f"n{i}", f"k{i}", f"s{i}", f"ss{i}")
         d = rows.setdefault(bool(r["_holdout"]), {})
@@ -196,7 +201,10 @@ def _welch(r: dict[str, Any], i: int) -> float:
 
 
 def categorical_stats(
-    df: DataFrame, candidates: Sequence[Candidate], types: dict[str, str]
+    df: DataFrame,
+    candidates: Sequence[Candidate],
+    types: dict[str, str],
+    cache: dict[str, Column] | None = None,
 ) -> tuple[list[Scored], dict[str, float]]:
     """Categorical target ``_label`` (a string, null = unknown): counts per category and candidate.
 
@@ -204,7 +212,8 @@ def categorical_stats(
     rows, in one pass (``_per_set``).
     """
     counts: dict[tuple[bool, str | None], dict[str, int]] = {}
-    for r in _per_set(df, candidates, types, ["_holdout", "_label"], {"n": F.lit(1).cast("long")}):
+    count = {"n": F.lit(1).cast("long")}
+    for r in _per_set(df, candidates, types, ["_holdout", "_label"], count, cache):
         i = int(r["_set"])
         d = counts.setdefault((bool(r["_holdout"]), r["_label"]), {})
         d["N" if i < 0 else f"n{i}"] = int(r["n"])

@@ -3,7 +3,8 @@
 One MLflow run per mining run (experiment ``cohortlake-suggestions``): the definition as
 parameters; candidates, kept and best effect as metrics; the suggestions as JSON and CSV,
 every scored candidate as CSV, the tree as text, the chart, and the fitted Spark
-``PipelineModel`` (saved with ``model.write()`` into a temporary folder and logged as the
+``PipelineModel`` (saved with ``model.write()`` into a temporary folder by ``save_model``,
+while the run goes on, and logged as the
 ``model`` artifact folder; load it with ``PipelineModel.load``). ``mlflow.spark.log_model``
 is not used: it needs the model to round-trip through a DFS temp path and pulls in a
 conda/pip environment capture that is slow and fails offline.
@@ -21,7 +22,7 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 
-__all__ = ["draw_chart", "log_run"]
+__all__ = ["draw_chart", "log_run", "save_model"]
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,9 @@ def log_run(
     candidates: Sequence[dict[str, Any]],
     tree_text: str,
     chart: Path,
-    model: PipelineModel | None,
+    model_dir: Path | None,
 ) -> None:
-    """Log everything into the active MLflow run."""
+    """Log everything into the active MLflow run (``model_dir`` from ``save_model``)."""
     import mlflow
 
     mlflow.log_params(
@@ -109,7 +110,11 @@ def log_run(
         for name in ("suggestions.json", "suggestions.csv", "candidates.csv", "tree.txt"):
             mlflow.log_artifact(str(d / name))
         mlflow.log_artifact(str(chart))
-        if model is not None:
-            model_dir = d / "model"
-            model.write().overwrite().save(model_dir.as_uri())
+        if model_dir is not None:
             mlflow.log_artifacts(str(model_dir), "model")
+
+
+def save_model(model: PipelineModel, folder: Path) -> Path:
+    """Save ``model`` into a local ``folder`` for ``log_run`` (Spark jobs; run it beside others)."""
+    model.write().overwrite().save(folder.as_uri())
+    return folder

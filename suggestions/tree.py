@@ -17,7 +17,7 @@ from typing import Any
 
 from pyspark.ml import PipelineModel
 from pyspark.ml.classification import DecisionTreeClassificationModel, DecisionTreeClassifier
-from pyspark.ml.feature import StringIndexer, VectorAssembler
+from pyspark.ml.feature import StringIndexer, StringIndexerModel, VectorAssembler
 from pyspark.ml.regression import DecisionTreeRegressionModel, DecisionTreeRegressor
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -96,26 +96,20 @@ def fit_tree(
     min_instances: int,
     max_bins: int,
     seed: int,
+    target_labels: Sequence[str] = (),
 ) -> FittedTree:
     """Fit the pipeline (indexers, assembler, tree) on ``train`` (columns ``_label`` and features).
 
     ``train`` should be cached: the indexers read it, then the stages are applied once
     into a cached frame of assembled rows, which the tree's passes (metadata, split
     candidates, one per level) read; the fitted stages form one ``PipelineModel``.
+    Categorical features that come with their ``labels`` (and a categorical target with
+    ``target_labels``), in alphabetical order, are indexed without a pass over ``train``.
     """
     cats = [f for f in features if not f.numeric]
     stages: list[Any] = []
     if cats:
-        stages.append(
-            StringIndexer(
-                inputCols=[f.column for f in cats],
-                outputCols=[f"{f.column}_idx" for f in cats],
-                stringOrderType="alphabetAsc",
-                handleInvalid="keep",
-            ).fit(train)
-        )
-        for f, labels in zip(cats, stages[0].labelsArray, strict=True):
-            f.labels = tuple(labels)
+        stages.append(_indexer(train, cats))
     inputs = [f.column if f.numeric else f"{f.column}_idx" for f in features]
     stages.append(VectorAssembler(inputCols=inputs, outputCol="_features"))
     bins = max(max_bins, *(len(f.labels) + 2 for f in cats)) if cats else max_bins
@@ -130,11 +124,16 @@ def fit_tree(
     if numeric_target:
         tree_stage = DecisionTreeRegressor(labelCol="_label", **params)
     else:
-        stages.append(
-            StringIndexer(
-                inputCol="_label", outputCol="_label_idx", stringOrderType="alphabetAsc"
-            ).fit(train)
-        )
+        if target_labels:
+            stages.append(
+                StringIndexerModel.from_labels(list(target_labels), "_label", "_label_idx")
+            )
+        else:
+            stages.append(
+                StringIndexer(
+                    inputCol="_label", outputCol="_label_idx", stringOrderType="alphabetAsc"
+                ).fit(train)
+            )
         tree_stage = DecisionTreeClassifier(labelCol="_label_idx", **params)
     assembled = PipelineModel(stages=stages).transform(train)
     label = "_label" if numeric_target else "_label_idx"
@@ -155,6 +154,22 @@ def fit_tree(
         "tree: depth %d, %d nodes, %d candidate paths", tree.depth, tree.numNodes, len(fitted.paths)
     )
     return fitted
+
+
+def _indexer(train: DataFrame, cats: Sequence[Feature]) -> StringIndexerModel:
+    """One indexer for the categorical features: from their labels when all have them."""
+    inputs = [f.column for f in cats]
+    outputs = [f"{f.column}_idx" for f in cats]
+    if all(f.labels for f in cats):
+        return StringIndexerModel.from_arrays_of_labels(
+            [list(f.labels) for f in cats], inputs, outputs, handleInvalid="keep"
+        )
+    model = StringIndexer(
+        inputCols=inputs, outputCols=outputs, stringOrderType="alphabetAsc", handleInvalid="keep"
+    ).fit(train)
+    for f, labels in zip(cats, model.labelsArray, strict=True):
+        f.labels = tuple(labels)
+    return model
 
 
 def _stats(node: Any) -> tuple[float, ...]:
