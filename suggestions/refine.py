@@ -108,7 +108,7 @@ class _Ctx:
     types: dict[str, str]
     numeric_target: bool
     grids: dict[int, tuple[float, int, int]]  # feature index -> (step, lowest, highest bucket)
-    buckets: list[Column]  # per feature, the row's bucket (``_bucket``)
+    buckets: list[Column]  # per feature, the column of the row's bucket (``_bucket``)
     total: _Stats
     floor: float
     max_conditions: int
@@ -309,7 +309,7 @@ def refine(
     numeric_target: bool,
     min_members: float,
     max_conditions: int = 4,
-    sample_rows: int = 100_000,
+    sample_rows: int | None = 100_000,
     seed: int = 42,
     rounds: int = 5,
     cache: dict[str, Column] | None = None,
@@ -319,45 +319,58 @@ def refine(
     ``fit`` holds the catalog-named influencer columns and ``_label`` (non-null) of the
     fitting rows; ``min_members`` is the size floor scaled to ``fit``. ``cache`` keeps
     the rules' conditions (``suggestions.bits``) for a later pass over the same columns.
+    The rows (a seeded sample past ``sample_rows``; all with ``None``) are cached here
+    with their buckets.
     """
     if not seeds:
         return []
     feats = list(features)
-    total_rows = fit.count()
-    sample, floor = fit, min_members
-    if total_rows > sample_rows:
-        fraction = sample_rows / total_rows
-        sample, floor = fit.sample(fraction=fraction, seed=seed), min_members * fraction
     attrs = sorted({f.name for f in feats})
-    sample = sample.select("_label", *attrs).persist()
-    try:
-        # one pass: the totals and each number's 0.5% and 99.5% quantiles (its grid's range)
-        nums = [i for i, f in enumerate(feats) if f.numeric]
-        aggs = [F.count(F.lit(1)).alias("n"), F.sum("_label").alias("y")] if numeric_target else []
-        aggs += [
+    nums = [i for i, f in enumerate(feats) if f.numeric]
+    # one pass over ``fit``: its size, the totals, and each number's 0.5% and 99.5%
+    # quantiles (its grid's range); a sample, when ``fit`` is larger, gets its own totals
+    totals = [F.count(F.lit(1)).alias("n")]
+    if numeric_target:
+        totals.append(F.sum("_label").alias("y"))
+    row = fit.agg(
+        *totals,
+        *[
             F.percentile_approx(F.col(feats[i].name).cast("double"), [0.005, 0.995], 1000).alias(
                 f"q{i}"
             )
             for i in nums
-        ]
-        row = sample.agg(*aggs).first() if aggs else None
-        grids: dict[int, tuple[float, int, int]] = {}
-        for i in nums:
-            assert row is not None
-            q = row[f"q{i}"]
-            lo, hi = (float(q[0]), float(q[1])) if q else (0.0, 1.0)
-            step = grid_step(lo, hi)
-            grids[i] = (step, math.floor(lo / step), math.ceil(hi / step) + 1)
+        ],
+    ).first()
+    assert row is not None
+    source, floor, sampled = fit, min_members, False
+    if sample_rows is not None and int(row["n"]) > sample_rows:
+        fraction = sample_rows / int(row["n"])
+        source, floor, sampled = fit.sample(fraction=fraction, seed=seed), floor * fraction, True
+    grids: dict[int, tuple[float, int, int]] = {}
+    for i in nums:
+        q = row[f"q{i}"]
+        lo, hi = (float(q[0]), float(q[1])) if q else (0.0, 1.0)
+        step = grid_step(lo, hi)
+        grids[i] = (step, math.floor(lo / step), math.ceil(hi / step) + 1)
+    # every round reads each row's buckets: computed once, kept beside the columns
+    # the rules test (the first pass over ``sample`` fills the cache)
+    sample = source.select(
+        "_label",
+        *attrs,
+        *[_bucket(f, grids.get(i)).alias(f"_k{i}") for i, f in enumerate(feats)],
+    ).persist()
+    try:
         if numeric_target:
-            assert row is not None
-            total = _Stats(float(row["n"]), float(row["y"] or 0.0))
+            got = sample.agg(*totals).first() if sampled else row
+            assert got is not None
+            total = _Stats(float(got["n"]), float(got["y"] or 0.0))
         else:
             per = {
                 r["_label"]: float(r["n"])
                 for r in sample.groupBy("_label").agg(F.count(F.lit(1)).alias("n")).collect()
             }
             total = _Stats(sum(per.values()), 0.0, per)
-        buckets = [_bucket(f, grids.get(i)) for i, f in enumerate(feats)]
+        buckets = [F.col(f"_k{i}") for i in range(len(feats))]
         ctx = _Ctx(
             feats,
             types,

@@ -234,7 +234,7 @@ def definition_to_column(node: dict[str, Any], types: dict[str, str]) -> Column:
 
     def lit(v: Any) -> Column:
         if kind in ("number", "integer"):
-            return F.lit(float(v)).cast("double")
+            return F.lit(float(v))
         if kind == "boolean":
             return F.lit(bool(v))
         return F.lit(str(v))
