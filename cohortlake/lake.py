@@ -185,6 +185,20 @@ class Lake:
             reader = reader.option("versionAsOf", version)
         return reader.load(path)
 
+    def warm(self, path: str) -> None:
+        """Load an existing table's file list into Delta's snapshot cache (else nothing).
+
+        An overwrite must list the files it replaces: Delta replays the log for that,
+        three Spark jobs. Run in a background thread while the rows to write are being
+        computed, the commit itself skips them (a warm 21-row overwrite took 0.4-0.6 s
+        instead of 1.2-1.3 s). Any failure only loses that head start, so it is logged.
+        """
+        try:
+            if self.exists(path):
+                self.spark.read.format("delta").load(path).inputFiles()
+        except Exception as exc:  # a warm-up must never fail a run
+            log.debug("warming %s failed: %s", path, exc)
+
     def version(self, path: str) -> int | None:
         """The table's latest version, or None when there is no table.
 

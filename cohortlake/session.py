@@ -34,6 +34,11 @@ _BASE_CONF: dict[str, str] = {
     # each warm LifetimeSpend run at 1M in the same session compiled 43-59 classes
     # again (0.75-0.93 s of compile time); with 1,000 it compiles none.
     "spark.sql.codegen.cache.maxEntries": "1000",
+    # PySpark 4 records the Python call site of every Column and DataFrame call for error
+    # messages: 4-5 Py4J calls and a stack walk each. A warm LifetimeSpend run at 1M (a
+    # few hundred such calls) took 0.44-0.64 s less without it (minimums and medians of 8
+    # runs taken in turns). Set it to true in conf/lakehouse.yaml to debug a failing job.
+    "spark.python.sql.dataFrameDebugging.enabled": "false",
 }
 
 

@@ -431,7 +431,7 @@ def _row(
 def _mine(
     ctx: Context, run: SuggestionRun, base: DataFrame, prof: _Profile, as_of: dt.datetime
 ) -> SuggestionResult:
-    """Mine one run; the fitted model is saved for MLflow in the background meanwhile."""
+    """Mine one run; the output table is warmed and the fitted model saved in the background."""
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cohortlake-model-")))
         # shut down (waiting for a save under way) before the folder is removed
@@ -498,6 +498,7 @@ def _mine_saving(
                 target_labels=prof.target_labels,
             )
             log.info("%s: tree fitted in %.1f s", run.output, time.monotonic() - t0)
+            pool.submit(ctx.lake.warm, ctx.lake.suggestion_path(run.output))
             saved = pool.submit(save_model, fitted.model, model_dir)
             candidates, refined = _candidates(
                 run,

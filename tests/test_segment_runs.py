@@ -264,6 +264,25 @@ def test_run_history_is_compacted_every_nth_commit(spark, tmp_path: Path, monkey
     assert sorted(zip(rows["Segment"], rows["Members"], strict=True)) == written
 
 
+def test_warming_a_table_changes_nothing_and_the_next_overwrite_sees_later_commits(
+    spark, tmp_path: Path
+) -> None:
+    lake = Lake(spark, str(tmp_path / "lake"))
+    path = lake.suggestion_path("Warm")
+    lake.warm(path)  # no table yet: nothing is created
+    assert not lake.exists(path) and not Path(path).exists()
+    schema = "k long, v string"
+    lake.overwrite(spark.createDataFrame([(1, "a"), (2, "b")], schema), path)
+    lake.warm(path)
+    assert sorted(map(tuple, lake.read(path).collect())) == [(1, "a"), (2, "b")]
+    assert lake.version(path) == 0
+    # another writer commits after the warm-up: the overwrite still replaces every file
+    spark.createDataFrame([(3, "c")], schema).write.format("delta").mode("append").save(path)
+    version = lake.overwrite(spark.createDataFrame([(4, "d")], schema), path, metadata="w")
+    assert version == 2
+    assert [tuple(r) for r in lake.read(path).collect()] == [(4, "d")]
+
+
 def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark) -> None:
     lake = lab.lake
     run_segments(lab, as_of=AS_OF)
