@@ -64,8 +64,8 @@ chromium:
 # runs in a second pytest beside the rest of the suite. One after the other they took
 # 838 s (482 + 356) on 2 cores, side by side 743 s: both are mostly JVM start-ups and
 # small Spark jobs, so neither keeps the two cores busy alone. A clean clone's .ci/run
-# (install, jars, both) took 691 s on 2 Dec. The harness's output goes to
-# tests/artifacts/reliability.log; its summary line is printed at the end.
+# (install, jars, both) took 691 s on 2 Dec and 798 s on 4 Dec. The harness's output
+# goes to tests/artifacts/reliability.log; its summary line is printed at the end.
 HARNESS_LOG := tests/artifacts/reliability.log
 
 test: install jars chromium
