@@ -26,9 +26,10 @@ the seed's direction (for a categorical target: the share of the seed's category
 Unlike WRAcc (``a = 1``) it does not reward adding customers who are only a little
 below average, so a rule stays on a planted group instead of growing to "everyone but
 the best". An added condition must raise the score by 2% (a dropped one may lower it
-by 2%), so conditions that only fit noise stay out. Moves are chosen on the fitting rows only (a seeded sample of at most
-``sample_rows``); the significance tests later use the hold-out rows. Nulls follow the
-segment language: a bound or category condition is false on null.
+by 2%), so conditions that only fit noise stay out. Moves are chosen on the fitting rows
+only (the caller passes the tree's seeded sample of them); the significance tests later
+use the hold-out rows. Nulls follow the segment language: a bound or category condition
+is false on null.
 """
 
 from __future__ import annotations
@@ -250,8 +251,7 @@ def _round(
     )
     out: dict[tuple[int, int, int], dict[str, _Stats]] = {}
     # from Arrow: the rows of a round (thousands) cost less than as pickled Rows
-    got = agg.toArrow().to_pydict()
-    for rec in (dict(zip(got, r, strict=True)) for r in zip(*got.values(), strict=True)):
+    for rec in agg.toArrow().to_pylist():
         d = out.setdefault(slots[int(rec["_set"])], {})
         key = _bucket_key(ctx.features[int(rec["_part"])], int(rec["_b"]))
         if ctx.numeric_target:
@@ -311,8 +311,6 @@ def refine(
     numeric_target: bool,
     min_members: float,
     max_conditions: int = 4,
-    sample_rows: int | None = 100_000,
-    seed: int = 42,
     rounds: int = 5,
     cache: dict[str, Column] | None = None,
 ) -> list[Seed]:
@@ -321,8 +319,7 @@ def refine(
     ``fit`` holds the catalog-named influencer columns and ``_label`` (non-null) of the
     fitting rows; ``min_members`` is the size floor scaled to ``fit``. ``cache`` keeps
     the rules' conditions (``suggestions.bits``) for a later pass over the same columns.
-    The rows (a seeded sample past ``sample_rows``; all with ``None``) are cached here
-    with their buckets.
+    The rows of ``fit`` are cached here with their buckets.
     """
     if not seeds:
         return []
@@ -330,7 +327,7 @@ def refine(
     attrs = sorted({f.name for f in feats})
     nums = [i for i, f in enumerate(feats) if f.numeric]
     # one pass over ``fit``: its size, the totals, and each number's 0.5% and 99.5%
-    # quantiles (its grid's range); a sample, when ``fit`` is larger, gets its own totals
+    # quantiles (its grid's range)
     totals = [F.count(F.lit(1)).alias("n")]
     if numeric_target:
         totals.append(F.sum("_label").alias("y"))
@@ -344,10 +341,6 @@ def refine(
         ],
     ).first()
     assert row is not None
-    source, floor, sampled = fit, min_members, False
-    if sample_rows is not None and int(row["n"]) > sample_rows:
-        fraction = sample_rows / int(row["n"])
-        source, floor, sampled = fit.sample(fraction=fraction, seed=seed), floor * fraction, True
     grids: dict[int, tuple[float, int, int]] = {}
     for i in nums:
         q = row[f"q{i}"]
@@ -355,17 +348,15 @@ def refine(
         step = grid_step(lo, hi)
         grids[i] = (step, math.floor(lo / step), math.ceil(hi / step) + 1)
     # every round reads each row's buckets: computed once, kept beside the columns
-    # the rules test (the first pass over ``sample`` fills the cache)
-    sample = source.select(
+    # the rules test (the first round fills the cache)
+    sample = fit.select(
         "_label",
         *attrs,
         *[_bucket(f, grids.get(i)).alias(f"_k{i}") for i, f in enumerate(feats)],
     ).persist()
     try:
         if numeric_target:
-            got = sample.agg(*totals).first() if sampled else row
-            assert got is not None
-            total = _Stats(float(got["n"]), float(got["y"] or 0.0))
+            total = _Stats(float(row["n"]), float(row["y"] or 0.0))
         else:
             per = {
                 r["_label"]: float(r["n"])
@@ -380,7 +371,7 @@ def refine(
             grids,
             buckets,
             total,
-            floor,
+            min_members,
             max_conditions,
             {} if cache is None else cache,
         )

@@ -355,10 +355,6 @@ def _candidates(
             numeric_target=run.numeric_target,
             min_members=floor * tree_share,
             max_conditions=run.spec.max_depth,
-            # ``train`` is the tree's sample already (``tree_rows``, give or take the
-            # sampling's spread): sampling it again would only cost a pass
-            sample_rows=None,
-            seed=run.spec.seed,
             cache=cache,
         )
         refined = len(out)
