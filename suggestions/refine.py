@@ -53,7 +53,7 @@ from suggestions.rules import (
 )
 from suggestions.tree import Feature
 
-__all__ = ["Seed", "grid_step", "refine"]
+__all__ = ["Seed", "Survey", "grid_step", "refine", "survey"]
 
 log = logging.getLogger(__name__)
 
@@ -302,39 +302,31 @@ def _best_move(
     return chosen, score
 
 
-def refine(
-    fit: DataFrame,
-    seeds: Sequence[Seed],
-    features: Sequence[Feature],
-    types: dict[str, str],
-    *,
-    numeric_target: bool,
-    min_members: float,
-    max_conditions: int = 4,
-    rounds: int = 5,
-    cache: dict[str, Column] | None = None,
-) -> list[Seed]:
-    """Refine each seed greedily, one pass per round (at most ``rounds``).
+@dataclass(frozen=True)
+class Survey:
+    """What refinement needs to know of its rows first: their totals and each number's grid."""
 
-    ``fit`` holds the catalog-named influencer columns and ``_label`` (non-null) of the
-    fitting rows; ``min_members`` is the size floor scaled to ``fit``. ``cache`` keeps
-    the rules' conditions (``suggestions.bits``) for a later pass over the same columns.
-    The rows of ``fit`` are cached here with their buckets.
+    n: float
+    y: float  # numeric target: the sum of ``_label``
+    grids: dict[int, tuple[float, int, int]]  # feature index -> (step, lowest, highest bucket)
+    per: dict[str, float] | None = None  # categorical target: the rows per category
+
+
+def survey(fit: DataFrame, features: Sequence[Feature], *, numeric_target: bool) -> Survey:
+    """One pass over ``fit``: its size, the target's sum, and each number's grid.
+
+    A grid spans the number's 0.5% and 99.5% quantiles in ``grid_step`` steps. A
+    categorical target takes a second, grouped pass for its rows per category. The
+    passes only need the rows, so a run takes them while its tree is being fitted.
     """
-    if not seeds:
-        return []
-    feats = list(features)
-    attrs = sorted({f.name for f in feats})
-    nums = [i for i, f in enumerate(feats) if f.numeric]
-    # one pass over ``fit``: its size, the totals, and each number's 0.5% and 99.5%
-    # quantiles (its grid's range)
+    nums = [i for i, f in enumerate(features) if f.numeric]
     totals = [F.count(F.lit(1)).alias("n")]
     if numeric_target:
         totals.append(F.sum("_label").alias("y"))
     row = fit.agg(
         *totals,
         *[
-            F.percentile_approx(F.col(feats[i].name).cast("double"), [0.005, 0.995], 1000).alias(
+            F.percentile_approx(F.col(features[i].name).cast("double"), [0.005, 0.995], 1000).alias(
                 f"q{i}"
             )
             for i in nums
@@ -347,6 +339,42 @@ def refine(
         lo, hi = (float(q[0]), float(q[1])) if q else (0.0, 1.0)
         step = grid_step(lo, hi)
         grids[i] = (step, math.floor(lo / step), math.ceil(hi / step) + 1)
+    if numeric_target:
+        return Survey(float(row["n"]), float(row["y"] or 0.0), grids)
+    per = {
+        r["_label"]: float(r["n"])
+        for r in fit.groupBy("_label").agg(F.count(F.lit(1)).alias("n")).collect()
+    }
+    return Survey(float(row["n"]), 0.0, grids, per)
+
+
+def refine(
+    fit: DataFrame,
+    seeds: Sequence[Seed],
+    features: Sequence[Feature],
+    types: dict[str, str],
+    *,
+    numeric_target: bool,
+    min_members: float,
+    max_conditions: int = 4,
+    rounds: int = 5,
+    cache: dict[str, Column] | None = None,
+    surveyed: Survey | None = None,
+) -> list[Seed]:
+    """Refine each seed greedily, one pass per round (at most ``rounds``).
+
+    ``fit`` holds the catalog-named influencer columns and ``_label`` (non-null) of the
+    fitting rows; ``min_members`` is the size floor scaled to ``fit``. ``cache`` keeps
+    the rules' conditions (``suggestions.bits``) for a later pass over the same columns.
+    ``surveyed`` is ``survey(fit, …)`` when the caller has taken it already. The rows
+    of ``fit`` are cached here with their buckets.
+    """
+    if not seeds:
+        return []
+    feats = list(features)
+    attrs = sorted({f.name for f in feats})
+    found = surveyed or survey(fit, feats, numeric_target=numeric_target)
+    grids = found.grids
     # every round reads each row's buckets: computed once, kept beside the columns
     # the rules test (the first round fills the cache)
     sample = fit.select(
@@ -355,14 +383,7 @@ def refine(
         *[_bucket(f, grids.get(i)).alias(f"_k{i}") for i, f in enumerate(feats)],
     ).persist()
     try:
-        if numeric_target:
-            total = _Stats(float(row["n"]), float(row["y"] or 0.0))
-        else:
-            per = {
-                r["_label"]: float(r["n"])
-                for r in sample.groupBy("_label").agg(F.count(F.lit(1)).alias("n")).collect()
-            }
-            total = _Stats(sum(per.values()), 0.0, per)
+        total = _Stats(found.n, found.y, None if numeric_target else dict(found.per or {}))
         buckets = [F.col(f"_k{i}") for i in range(len(feats))]
         ctx = _Ctx(
             feats,

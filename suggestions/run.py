@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,17 +36,23 @@ from suggestions.model import (
     SuggestionRun,
     load_suggestion_runs,
 )
-from suggestions.refine import Seed, refine
+from suggestions.refine import Seed, Survey, refine, survey
 from suggestions.rules import (
     MISSING,
-    Rule,
     definition_json,
     rules_definition,
     rules_text,
 )
 from suggestions.stats import Candidate, Scored, categorical_stats, numeric_stats, select
 from suggestions.tracking import draw_chart, log_run, save_model
-from suggestions.tree import Feature, FittedTree, fit_tree, path_rules, rounding_map
+from suggestions.tree import (
+    Feature,
+    FittedTree,
+    fit_tree,
+    path_rules,
+    provisional_cuts,
+    rounding_map,
+)
 
 __all__ = [
     "SUGGESTIONS_SCHEMA",
@@ -311,42 +317,31 @@ def _seeds(fitted: FittedTree, numeric_target: bool, floor: float, top: int) -> 
 def _candidates(
     run: SuggestionRun,
     fitted: FittedTree,
-    data: DataFrame,
+    cuts: Future[dict[tuple[int, float], float | None]],
     train: DataFrame,
     types: dict[str, str],
     floor: float,
     refine_top: int,
     tree_share: float = 1.0,
     cache: dict[str, Column] | None = None,
+    surveyed: Future[Survey] | None = None,
 ) -> tuple[list[Candidate], int]:
     """The tree's nodes as candidates, plus the refined versions of the strongest ones.
 
-    ``data`` holds every customer (thresholds are rounded exactly over them); refinement
-    works on ``train``, the tree's rows, a ``tree_share`` of the fitting rows.
+    ``cuts`` is ``rounding_map`` over every customer, under way in the background;
+    refinement works on ``train``, the tree's rows, a ``tree_share`` of the fitting rows,
+    and starts from the paths' ``provisional_cuts``, which select the same rows. The
+    rounded numbers replace the provisional ones in the refined rules that kept them.
     """
     for f in fitted.features:
         if not f.numeric:
             f.minimum = None  # category count, only needed for the check
-    cuts = rounding_map(data, fitted.features, fitted.paths)
-    rule_sets: list[tuple[tuple[Rule, ...], int]] = []
-    for p in fitted.paths:
-        rule_sets.append((tuple(path_rules(p, fitted.features, cuts)), p.depth))
-    refined = 0
-    if refine_top > 0:
-        chosen = _seeds(fitted, run.numeric_target, floor * tree_share, refine_top)
-        seeds = []
-        for i in chosen:
-            rules, _ = rule_sets[i]
-            st = fitted.paths[i].stats
-            if run.numeric_target:
-                root = fitted.root_stats
-                sign = 1 if st[1] / st[0] > root[1] / root[0] else -1
-                seeds.append(Seed(rules, sign))
-            else:
-                root = fitted.root_stats
-                n, total = sum(st), sum(root)
-                k = max(range(len(st)), key=lambda c: st[c] / n - root[c] / total)
-                seeds.append(Seed(rules, 1, fitted.target_labels[k]))
+    chosen = (
+        _seeds(fitted, run.numeric_target, floor * tree_share, refine_top) if refine_top > 0 else []
+    )
+
+    def refined(cuts_now: dict[tuple[int, float], float | None]) -> tuple[list[Seed], list[Seed]]:
+        seeds = _seed_rules(run, fitted, chosen, cuts_now)
         out = refine(
             train,
             seeds,
@@ -356,9 +351,23 @@ def _candidates(
             min_members=floor * tree_share,
             max_conditions=run.spec.max_depth,
             cache=cache,
+            surveyed=surveyed.result() if surveyed and seeds else None,
         )
-        refined = len(out)
-        rule_sets += [(s.rules, len(s.rules)) for s in out]
+        return seeds, out
+
+    provisional = provisional_cuts(fitted.features, fitted.paths)
+    seeds, out = refined(provisional)
+    rounded = cuts.result()
+    rule_sets = [(tuple(path_rules(p, fitted.features, rounded)), p.depth) for p in fitted.paths]
+    if seeds and any((rounded.get(k) is None) != (v is None) for k, v in provisional.items()):
+        # not expected (the profile's minimum decides both): refine from the rounded rules
+        log.warning("%s: provisional cuts disagree with the data; refining again", run.output)
+        _, out = refined(rounded)
+    else:
+        for i, (seed, kept) in enumerate(zip(seeds, list(out), strict=True)):
+            swap = dict(zip(seed.rules, rule_sets[chosen[i]][0], strict=True))
+            out[i] = replace(kept, rules=tuple(swap.get(r, r) for r in kept.rules))
+    rule_sets += [(s.rules, len(s.rules)) for s in out]
     seen: set[str] = set()
     candidates: list[Candidate] = []
     for rules, depth in rule_sets:
@@ -376,7 +385,29 @@ def _candidates(
                 rules,
             )
         )
-    return candidates, refined
+    return candidates, len(out)
+
+
+def _seed_rules(
+    run: SuggestionRun,
+    fitted: FittedTree,
+    chosen: Sequence[int],
+    cuts: dict[tuple[int, float], float | None],
+) -> list[Seed]:
+    """The chosen paths as seeds: their rules, and the direction (or category) they stand out in."""
+    seeds = []
+    root = fitted.root_stats
+    for i in chosen:
+        rules = tuple(path_rules(fitted.paths[i], fitted.features, cuts))
+        st = fitted.paths[i].stats
+        if run.numeric_target:
+            sign = 1 if st[1] / st[0] > root[1] / root[0] else -1
+            seeds.append(Seed(rules, sign))
+        else:
+            n, total = sum(st), sum(root)
+            k = max(range(len(st)), key=lambda c: st[c] / n - root[c] / total)
+            seeds.append(Seed(rules, 1, fitted.target_labels[k]))
+    return seeds
 
 
 def _summary(run: SuggestionRun, s: Scored) -> str:
@@ -482,6 +513,9 @@ def _mine_saving(
                 .coalesce(cores)
                 .persist()
             )
+            # refinement's first pass and the rounding of thresholds run in the background,
+            # beside the tree and the refinement rounds (each a few small Spark jobs)
+            surveyed = pool.submit(survey, train, prof.features, numeric_target=run.numeric_target)
             t0 = time.monotonic()
             fitted = fit_tree(
                 train,
@@ -494,18 +528,20 @@ def _mine_saving(
                 target_labels=prof.target_labels,
             )
             log.info("%s: tree fitted in %.1f s", run.output, time.monotonic() - t0)
+            cuts = pool.submit(rounding_map, data, fitted.features, fitted.paths)
             pool.submit(ctx.lake.warm, ctx.lake.suggestion_path(run.output))
             saved = pool.submit(save_model, fitted.model, model_dir)
             candidates, refined = _candidates(
                 run,
                 fitted,
-                data,
+                cuts,
                 train,
                 types,
                 min_members * train_share * 0.8,
                 run.spec.refine_top,
                 tree_share,
                 conditions,
+                surveyed,
             )
             log.info("%s: %d candidates (%d refined)", run.output, len(candidates), refined)
         else:

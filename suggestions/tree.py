@@ -31,6 +31,7 @@ __all__ = [
     "TreePath",
     "fit_tree",
     "path_rules",
+    "provisional_cuts",
     "rounding_map",
     "walk_tree",
 ]
@@ -240,6 +241,27 @@ def rounding_map(
             out[key] = float(lo)
         else:
             out[key] = roundest_between(float(lo), float(hi))
+    return out
+
+
+def provisional_cuts(
+    features: Sequence[Feature], paths: Sequence[TreePath]
+) -> dict[tuple[int, float], float | None]:
+    """``rounding_map`` without its pass: each threshold itself, or None below the minimum.
+
+    A threshold and its rounded cut split every row alike, and a threshold below a
+    number's smallest value (``Feature.minimum``, from the profile pass) is the one
+    ``rounding_map`` maps to None. So ``path_rules`` built from these select the same
+    rows, in the same rules, as those built from the rounded cuts; only the numbers
+    differ, and a run swaps the rounded ones in once ``rounding_map`` has answered.
+    """
+    out: dict[tuple[int, float], float | None] = {}
+    for p in paths:
+        for t in p.tests:
+            if t.threshold is not None:
+                low = features[t.feature].minimum
+                below = low is None or t.threshold < low
+                out[(t.feature, t.threshold)] = None if below else t.threshold
     return out
 
 

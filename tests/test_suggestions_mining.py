@@ -223,6 +223,31 @@ def test_planted_numeric_subgroups_are_found_with_exact_values(mined) -> None:
     )
 
 
+def _numbers(node: dict) -> list[float]:
+    if "value" in node:
+        v = node["value"]
+        return [float(v)] if isinstance(v, int | float) and not isinstance(v, bool) else []
+    return [x for part in ("all", "any") for n in node.get(part, []) for x in _numbers(n)] + (
+        _numbers(node["not"]) if "not" in node else []
+    )
+
+
+def test_every_bound_is_rounded_never_a_tree_midpoint(mined) -> None:
+    # Income and RewardPoints are whole numbers, so a rounded cut (between two data values)
+    # or a grid step is whole too; a tree threshold is a midpoint such as 97,011.5
+    import mlflow
+
+    ctx, results, _ = mined
+    client = mlflow.tracking.MlflowClient(ctx.tracking_uri())
+    bounds = []
+    for name in ("Spend", "Satisfaction"):
+        logged = client.download_artifacts(results[name].mlflow_run_id, "candidates.csv")
+        for text in pd.read_csv(logged)["Definition"]:
+            bounds += _numbers(json.loads(text))
+    assert len(bounds) > 10
+    assert [x for x in bounds if x != int(x)] == []
+
+
 def test_planted_categorical_subgroup_is_found_with_exact_shares(mined) -> None:
     _, results, frame = mined
     res = results["Satisfaction"]
@@ -286,6 +311,31 @@ def test_outputs_delta_table_and_mlflow(mined) -> None:
         Path(client.download_artifacts(res.mlflow_run_id, "suggestions.json")).read_text()
     )
     assert [r["Members"] for r in logged] == [r["Members"] for r in res.rows]
+
+
+def test_refining_again_from_rounded_cuts_gives_the_same_suggestions(
+    mined, monkeypatch, caplog
+) -> None:
+    # provisional cuts that disagree with the data (every threshold "below the minimum")
+    # make the run refine again from the rounded rules: same suggestions, one warning
+    import suggestions.run as run_module
+
+    ctx, results, _ = mined
+    monkeypatch.setattr(
+        run_module,
+        "provisional_cuts",
+        lambda feats, paths: dict.fromkeys(
+            ((t.feature, t.threshold) for p in paths for t in p.tests if t.threshold is not None),
+            None,
+        ),
+    )
+    with caplog.at_level("WARNING", logger="suggestions.run"):
+        (again,) = run_suggestions(ctx, ["Spend"], as_of="2024-05-01")
+    assert "provisional cuts disagree" in caplog.text
+    keys = ("Rules", "Members", "Effect", "AdjustedPValue")
+    assert [tuple(r[k] for k in keys) for r in again.rows] == [
+        tuple(r[k] for k in keys) for r in results["Spend"].rows
+    ]
 
 
 def test_saved_segment_has_the_suggestions_members(mined) -> None:

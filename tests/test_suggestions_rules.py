@@ -23,7 +23,14 @@ from suggestions.rules import (
     rules_definition,
     rules_text,
 )
-from suggestions.tree import Feature, PathTest, TreePath, path_rules
+from suggestions.tree import (
+    Feature,
+    PathTest,
+    TreePath,
+    path_rules,
+    provisional_cuts,
+    rounding_map,
+)
 
 # -- validation ----------------------------------------------------------------------------
 
@@ -339,6 +346,54 @@ def test_compiled_rules_match_an_independent_evaluation(spark) -> None:
         expected = set(pdf.loc[_pandas_eval(tree, pdf), "CustomerId"])
         assert got == expected, tree
     assert math.isfinite(roundest_between(0.0, 1.0))
+
+
+def test_provisional_cuts_select_the_rows_the_rounded_cuts_select(spark) -> None:
+    # refinement starts from the tree's own thresholds while rounding_map runs beside it
+    incomes = [12_000.0, 30_500.0, 44_000.0, 44_250.0, 61_000.0, 97_000.0, 97_400.0, 150_000.0]
+    pdf = pd.DataFrame({"Income": [*incomes, None, None]}, dtype=object)
+    pdf = pdf.where(pdf.notna(), None)
+    sdf = spark.createDataFrame(
+        [(v,) for v in pdf["Income"]], T.StructType([T.StructField("Income", T.DoubleType())])
+    )
+    sentinel = 11_000.0  # nulls as the tree sees them: below the minimum
+    feats = [Feature("Income", True, "_f0", has_nulls=True, minimum=12_000.0, sentinel=sentinel)]
+    paths = [
+        TreePath((PathTest(0, threshold=44_125.0, left=True),), 1, 4, True),
+        TreePath((PathTest(0, threshold=11_500.0, left=False),), 1, 8, True),
+        TreePath((PathTest(0, threshold=11_500.0, left=True),), 1, 2, True),
+        TreePath(
+            (
+                PathTest(0, threshold=37_250.0, left=False),
+                PathTest(0, threshold=97_200.0, left=True),
+                PathTest(0, threshold=52_625.0, left=False),
+            ),
+            3,
+            2,
+            True,
+        ),
+        TreePath((PathTest(0, threshold=123_700.0, left=False),), 1, 1, True),
+    ]
+    provisional = provisional_cuts(feats, paths)
+    rounded = rounding_map(sdf, feats, paths)
+    # by hand: no income is at or below 11,500, so that threshold only splits off nulls;
+    # 44,125 lies between 44,000 and 44,250, and 44k is the roundest cut there
+    assert provisional[(0, 11_500.0)] is None and rounded[(0, 11_500.0)] is None
+    assert provisional[(0, 44_125.0)] == 44_125.0 and rounded[(0, 44_125.0)] == 44_000.0
+    values = pdf["Income"].map(lambda v: sentinel if v is None else v)
+    for path in paths:
+        # the tree's own reading of the path, on the values it was fitted on
+        inside = pd.Series(True, index=pdf.index)
+        for t in path.tests:
+            inside &= values <= t.threshold if t.left else values > t.threshold
+        first = path_rules(path, feats, provisional)
+        final = path_rules(path, feats, rounded)
+        assert len(first) == len(final)
+        for rules in (first, final):
+            node = rules_definition(rules)
+            got = _pandas_eval(node, pdf) if node else pd.Series(True, index=pdf.index)
+            assert got.tolist() == inside.tolist(), (path, rules)
+    assert rules_text(path_rules(paths[0], feats, rounded)) == "Income ≤ 44k or Income is missing"
 
 
 def test_refinement_grid_step_is_the_smallest_round_step_within_200_steps() -> None:
