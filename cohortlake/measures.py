@@ -21,7 +21,13 @@ from cohortlake.catalog import Catalog
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
 
-__all__ = ["activity_measures", "compute_measures", "measure_frame", "measures_by_source"]
+__all__ = [
+    "activity_measures",
+    "aggregate",
+    "compute_measures",
+    "measure_frame",
+    "measures_by_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +73,12 @@ def _distinct_count(value: Column) -> Column:
     return F.size(F.collect_set(value)).cast("long")
 
 
-def _aggregate(agg: str, value: Column) -> Column:
+def aggregate(agg: str, value: Column) -> Column:
+    """The catalog's and the segment language's aggregations (``count`` … ``max``) of ``value``.
+
+    Measures and related-entity conditions share it, so ``count_distinct`` costs one
+    ``groupBy`` in both (``_distinct_count``).
+    """
     return {
         "count": F.count,
         "count_distinct": _distinct_count,
@@ -102,7 +113,7 @@ def activity_measures(
         for name in names:
             column = f"__value{len(aggregates)}"
             values.append(_value(catalog, name, as_of).alias(column))
-            aggregates.append(_aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
+            aggregates.append(aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
         parts.append(lake.read(path).select(key, *values))
     if not parts:
         return None

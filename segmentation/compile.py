@@ -23,6 +23,7 @@ from pyspark.sql import functions as F
 from cohortlake.catalog import Catalog
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
+from cohortlake.measures import aggregate
 from segmentation.model import (
     All,
     AnyOf,
@@ -209,14 +210,7 @@ class CustomerFrame:
         agg, attr = leaf.having.agg, leaf.having.attribute
         value = F.col(attr) if attr else F.lit(1)
         picked = F.when(rows, value)
-        expr = {
-            "count": F.count(picked),
-            "count_distinct": F.count_distinct(picked),
-            "sum": F.sum(picked),
-            "avg": F.avg(picked),
-            "min": F.min(picked),
-            "max": F.max(picked),
-        }[agg]
+        expr = aggregate(agg, picked)
         aggs[signature] = _Aggregate(
             alias, expr.alias(alias), agg in ("count", "count_distinct", "sum"), rows
         )
