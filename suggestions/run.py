@@ -458,7 +458,12 @@ def _row(
 def _mine(
     ctx: Context, run: SuggestionRun, base: DataFrame, prof: _Profile, as_of: dt.datetime
 ) -> SuggestionResult:
-    """Mine one run; the output table is warmed and the fitted model saved in the background."""
+    """Mine one run, with a background thread for the work off its critical path.
+
+    In that thread, in order: refinement's survey of the tree's rows (beside the tree),
+    the rounding of the tree's thresholds, the output table's warm-up and the fitted
+    model's save (beside refinement).
+    """
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cohortlake-model-")))
         # shut down (waiting for a save under way) before the folder is removed
