@@ -195,7 +195,7 @@ class Lake:
         """
         try:
             if self.exists(path):
-                self.spark.read.format("delta").load(path).inputFiles()
+                self.read(path).inputFiles()
         except Exception as exc:  # a warm-up must never fail a run
             log.debug("warming %s failed: %s", path, exc)
 

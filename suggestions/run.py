@@ -520,7 +520,11 @@ def _mine_saving(
             )
             # refinement's first pass and the rounding of thresholds run in the background,
             # beside the tree and the refinement rounds (each a few small Spark jobs)
-            surveyed = pool.submit(survey, train, prof.features, numeric_target=run.numeric_target)
+            surveyed = (
+                pool.submit(survey, train, prof.features, numeric_target=run.numeric_target)
+                if run.spec.refine_top > 0
+                else None
+            )
             t0 = time.monotonic()
             fitted = fit_tree(
                 train,

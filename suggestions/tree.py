@@ -220,9 +220,7 @@ def rounding_map(
     over the real (non-null) values. None means the threshold lies below every value
     (it only separates the nulls' sentinel from the rest).
     """
-    pairs = sorted(
-        {(t.feature, t.threshold) for p in paths for t in p.tests if t.threshold is not None}
-    )
+    pairs = _thresholds(paths)
     if not pairs:
         return {}
     aggs = []
@@ -256,13 +254,17 @@ def provisional_cuts(
     differ, and a run swaps the rounded ones in once ``rounding_map`` has answered.
     """
     out: dict[tuple[int, float], float | None] = {}
-    for p in paths:
-        for t in p.tests:
-            if t.threshold is not None:
-                low = features[t.feature].minimum
-                below = low is None or t.threshold < low
-                out[(t.feature, t.threshold)] = None if below else t.threshold
+    for fi, threshold in _thresholds(paths):
+        low = features[fi].minimum
+        out[(fi, threshold)] = None if low is None or threshold < low else threshold
     return out
+
+
+def _thresholds(paths: Sequence[TreePath]) -> list[tuple[int, float]]:
+    """The distinct (feature, threshold) pairs of the paths' numeric tests, sorted."""
+    return sorted(
+        {(t.feature, t.threshold) for p in paths for t in p.tests if t.threshold is not None}
+    )
 
 
 def path_rules(
