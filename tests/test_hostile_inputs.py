@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from profile_schema import PROFILE_SCHEMA
 from pyspark.sql import SparkSession
-from pyspark.sql import types as T
 
 from cohortlake.cli import main
 from cohortlake.lake import Lake
@@ -31,23 +31,6 @@ DROP_VALUE = "'; DROP TABLE Customer; --"
 BIG_INT = str(10**30)
 HUGE_INT = "9" * 400
 
-PROFILE_SCHEMA = T.StructType(
-    [
-        T.StructField("CustomerId", T.StringType()),
-        T.StructField("FirstName", T.StringType()),
-        T.StructField("LastName", T.StringType()),
-        T.StructField("Email", T.StringType()),
-        T.StructField("State", T.StringType()),
-        T.StructField("PostCode", T.StringType()),
-        T.StructField("DateOfBirth", T.DateType()),
-        T.StructField("Income", T.DoubleType()),
-        T.StructField("LoyaltyTier", T.StringType()),
-        T.StructField("Occupation", T.StringType()),
-        T.StructField("EmailSubscriber", T.BooleanType()),
-        T.StructField("RewardPoints", T.IntegerType()),
-        T.StructField("CustomerSatisfaction", T.StringType()),
-    ]
-)
 STATES = ["California", "Texas", "Washington", SQL_VALUE, DROP_VALUE, "1=1 OR", "Zürich 🎉", None]
 
 

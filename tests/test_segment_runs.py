@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from delta.tables import DeltaTable
-from pyspark.sql import types as T
+from profile_schema import PROFILE_SCHEMA
 
 from cohortlake.cli import main
 from cohortlake.context import load_context
@@ -27,23 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 AS_OF = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
 STATES = ["California", "Texas", "Oregon", None]
 
-PROFILE_SCHEMA = T.StructType(
-    [
-        T.StructField("CustomerId", T.StringType()),
-        T.StructField("FirstName", T.StringType()),
-        T.StructField("LastName", T.StringType()),
-        T.StructField("Email", T.StringType()),
-        T.StructField("State", T.StringType()),
-        T.StructField("PostCode", T.StringType()),
-        T.StructField("DateOfBirth", T.DateType()),
-        T.StructField("Income", T.DoubleType()),
-        T.StructField("LoyaltyTier", T.StringType()),
-        T.StructField("Occupation", T.StringType()),
-        T.StructField("EmailSubscriber", T.BooleanType()),
-        T.StructField("RewardPoints", T.IntegerType()),
-        T.StructField("CustomerSatisfaction", T.StringType()),
-    ]
-)
 PURCHASE_SCHEMA = "PurchaseId string, CustomerId string, PurchaseDate timestamp, Channel string, Product string, Amount double"
 
 
