@@ -10,6 +10,10 @@
   counts are checked against the one pass's; and, to show where the time goes, each
   side's query planning alone (Delta lists every table's files with a Spark job, per
   query: 20 tables for the one pass, 400 for the 210 count queries of the joins);
+  and two floors, the one pass's own first steps run alone into Spark's ``noop`` sink:
+  its shuffle of the memberships by customer, and that shuffle with each customer's
+  ``bit_or`` mask; the joins per pair over the first bound what any one pass that
+  shuffles each membership once by customer can reach here;
 * differentiators on 10 fields (7 numeric, 3 categorical) of a segment against all
   other customers: one ``differentiate`` call against one call per field (each a
   separate scan) — goal ≥ 3× faster.
@@ -34,7 +38,7 @@ from pyspark.sql import functions as F
 from benchmarks._harness import scratch_dir, time_call, time_interleaved
 from cohortlake.catalog import FieldRef
 from insights.differentiators import differentiate
-from insights.overlap import Overlap, member_masks, segment_overlap
+from insights.overlap import Overlap, member_masks, memberships, segment_overlap
 
 __all__ = ["run"]
 
@@ -132,6 +136,15 @@ def _overlap_rows(
             union = union.unionByName(t)
         union.count()
 
+    def noop(df: DataFrame) -> None:
+        df.write.format("noop").mode("overwrite").save()  # run the query, write nothing
+
+    def shuffle_alone() -> None:
+        noop(memberships(tables(), KEY))
+
+    def masks_alone() -> None:
+        noop(member_masks(tables(), KEY))
+
     def plan(df: DataFrame) -> None:
         df._jdf.queryExecution().executedPlan()  # optimize and plan, run nothing
 
@@ -145,7 +158,9 @@ def _overlap_rows(
         for a, b in itertools.combinations(ts, 2):
             plan(a.join(b, KEY).groupBy().count())
 
-    t_scan, t_one = time_interleaved([(full_scan, 5), (one_pass, 5)])
+    t_scan, t_one, t_shuffle, t_masks = time_interleaved(
+        [(full_scan, 5), (one_pass, 5), (shuffle_alone, 5), (masks_alone, 5)]
+    )
     t_pairs = time_call(per_pair, repeat=1, warmup=0)  # 190 joins: warm after the others
     t_one_plan = time_call(one_pass_planning, repeat=3)
     t_pairs_plan = time_call(per_pair_planning, repeat=1, warmup=0)
@@ -157,6 +172,14 @@ def _overlap_rows(
     pairs_one = [got.pair(i, j) for i, j in itertools.combinations(range(N_SEGMENTS), 2)]
     if (sizes, pairs, exclusive, in_all) != (got.sizes, pairs_one, got.exclusive, got.in_all):
         raise AssertionError("the joins and the one pass disagree on the overlap counts")
+    shuffle_note = (
+        "floor: the one pass's shuffle alone (the 20 tables' keys, bit i for table i, "
+        "repartitioned by customer), run into Spark's noop sink"
+    )
+    masks_note = (
+        "floor: the one pass's first half alone (that shuffle and each customer's bit_or "
+        "mask), run into Spark's noop sink; no region counted, nothing fetched"
+    )
     same_note = (
         f"{note}: sizes, pairs, 20 anti joins (members in no other segment), one 20-way join "
         "(members in all); counts equal the one pass's"
@@ -211,6 +234,35 @@ def _overlap_rows(
             "value": (t_pairs - t_pairs_plan) / (t_one - t_one_plan),
             "goal": "",
             "note": f"{note}: where the time goes: both sides' times less their planning",
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "shuffle_alone_seconds",
+            "value": t_shuffle,
+            "goal": "",
+            "note": f"{note}: {shuffle_note}",
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "masks_alone_seconds",
+            "value": t_masks,
+            "goal": "",
+            "note": f"{note}: {masks_note}",
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "join_per_pair_over_shuffle_alone",
+            "value": t_pairs / t_shuffle,
+            "goal": "",
+            "note": f"{note}: the most a one pass that shuffles each membership once by customer "
+            "could reach here",
+        },
+        {
+            "benchmark": "insights_overlap",
+            "metric": "join_per_pair_over_masks_alone",
+            "value": t_pairs / t_masks,
+            "goal": "",
+            "note": f"{note}: the most a one pass built on per-customer masks could reach here",
         },
         {
             "benchmark": "insights_overlap",
