@@ -29,6 +29,8 @@ from benchmarks._harness import REPO, lake_root, row, scratch_dir, time_interlea
 from cohortlake.catalog import Catalog, load_catalog
 from cohortlake.lake import Lake
 from cohortlake.measures import activity_measures, measure_frame
+from segmentation.model import All, AnyOf, AttributeLeaf, Node, Not
+from segmentation.validate import parse_entity_condition
 
 __all__ = ["run"]
 
@@ -120,32 +122,34 @@ def _floor(lake: Lake, catalog: Catalog) -> DataFrame:
     )
 
 
-def _read_columns(node: dict[str, Any] | None, catalog: Catalog, entity: str) -> set[str]:
-    """The physical columns of ``entity`` a measure's ``where`` reads."""
-    if node is None:
-        return set()
-    if "all" in node or "any" in node:
-        return set().union(
-            *(_read_columns(n, catalog, entity) for n in node.get("all", node.get("any")))
-        )
-    if "not" in node:
-        return _read_columns(node["not"], catalog, entity)
-    found = catalog.activity_attribute(entity, node["attribute"])
-    return {found[0]} if found else set()
+def _read_columns(node: Node) -> set[str]:
+    """The physical columns a parsed measure ``where`` reads."""
+    match node:
+        case All(children) | AnyOf(children):
+            return set().union(*(_read_columns(c) for c in children))
+        case Not(child):
+            return _read_columns(child)
+        case AttributeLeaf():
+            return {node.column}
+    return set()
 
 
 def _column_floor(lake: Lake, catalog: Catalog) -> DataFrame:
     """The floor reading every column the measures read: sum(Amount) and a count of each other.
 
     A count only tests each value for null, so it adds the column's read and no more; it
-    is the least work a job computing these measures cannot avoid.
+    is the least work a job computing these measures cannot avoid. Each ``where`` is
+    parsed by the segment language's own validator, as the measures job parses it.
     """
     columns: set[str] = set()
-    for m in catalog.measures.values():
+    for name, m in catalog.measures.items():
         if m.attribute:
             found = catalog.activity_attribute(m.source, m.attribute)
             columns |= {found[0]} if found else set()
-        columns |= _read_columns(m.where, catalog, m.source)
+        if m.where is not None:
+            where = f"measures.{name}.where"
+            node = parse_entity_condition(m.where, catalog, m.source, catalog.file, where)
+            columns |= _read_columns(node)
     others = sorted(columns - {"Amount", catalog.key})
     return (
         lake.read(lake.activity_path("Purchases"))
