@@ -31,7 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 __all__ = [
     "BENCH_CONF",
@@ -42,6 +42,7 @@ __all__ = [
     "lake_root",
     "main",
     "row",
+    "run_to_noop",
     "scratch_dir",
     "time_call",
     "time_interleaved",
@@ -94,6 +95,11 @@ def time_interleaved(
                 fn()
                 best[i] = min(best[i], time.perf_counter() - started)
     return best
+
+
+def run_to_noop(df: DataFrame) -> None:
+    """Run ``df``'s whole query into Spark's ``noop`` sink: every row computed, none kept."""
+    df.write.format("noop").mode("overwrite").save()
 
 
 def row(

@@ -35,7 +35,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks._harness import scratch_dir, time_call, time_interleaved
+from benchmarks._harness import run_to_noop, scratch_dir, time_call, time_interleaved
 from cohortlake.catalog import FieldRef
 from insights.differentiators import differentiate
 from insights.overlap import Overlap, member_masks, memberships, segment_overlap
@@ -136,14 +136,11 @@ def _overlap_rows(
             union = union.unionByName(t)
         union.count()
 
-    def noop(df: DataFrame) -> None:
-        df.write.format("noop").mode("overwrite").save()  # run the query, write nothing
-
     def shuffle_alone() -> None:
-        noop(memberships(tables(), KEY))
+        run_to_noop(memberships(tables(), KEY))
 
     def masks_alone() -> None:
-        noop(member_masks(tables(), KEY))
+        run_to_noop(member_masks(tables(), KEY))
 
     def plan(df: DataFrame) -> None:
         df._jdf.queryExecution().executedPlan()  # optimize and plan, run nothing

@@ -23,7 +23,7 @@ import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from benchmarks._harness import REPO, lake_root, row, time_call
+from benchmarks._harness import REPO, lake_root, row, run_to_noop, time_call
 from cohortlake.context import load_context
 from cohortlake.lake import Lake
 from cohortlake.measures import compute_measures
@@ -110,7 +110,7 @@ def _floor(spark: SparkSession, lake: Lake) -> None:
         .agg(F.count(F.lit(1)).alias("Purchases"), F.max("PurchaseDate").alias("LastPurchase"))
     )
     joined = profile.join(measures, "CustomerId", "left").join(purchases, "CustomerId", "left")
-    joined.write.format("noop").mode("overwrite").save()
+    run_to_noop(joined)
 
 
 def _paired(
