@@ -27,6 +27,7 @@ from typing import Any
 import deltalake
 import pandas as pd
 import yaml
+from conftest import PATIENCE
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import SparkSession
 
@@ -210,7 +211,7 @@ class RunProcess:
         self.returncode = self.proc.wait(timeout=60)
         return not finished
 
-    def wait(self, timeout: float = 240) -> int:
+    def wait(self, timeout: float = PATIENCE) -> int:
         try:
             self.returncode = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -268,7 +269,7 @@ def start_spare(conf: Path, root: Path, log: Path) -> Spare:
     return Spare(_start(cmd, log, subprocess.PIPE), log)
 
 
-def wait_ready(spare: Spare, timeout: float = 240) -> None:
+def wait_ready(spare: Spare, timeout: float = PATIENCE) -> None:
     """Block until the spare's JVM is warm (it logged READY)."""
     deadline = time.monotonic() + timeout
     while "READY" not in spare.stderr_path.read_text(errors="replace"):

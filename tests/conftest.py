@@ -31,6 +31,11 @@ TEST_SPARK_CONF = {
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
 }
 
+# How long a subprocess (a JVM, a cluster daemon, a browser) may take before a test gives
+# up on it: only a guard against a hang. On 5 Dec a CI machine ran the suite 2.2x slower
+# than usual, with the SIGKILL harness's JVMs beside it, and a JVM took over 240 s to warm up.
+PATIENCE = 900.0
+
 
 @pytest.fixture(scope="session")
 def spark() -> Iterator[SparkSession]:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from conftest import PATIENCE
 
 from cohortlake.context import load_context
 from cohortlake.contoso import generate_contoso
@@ -45,7 +46,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for(port: int, timeout: float = 90.0) -> None:
+def _wait_for(port: int, timeout: float = PATIENCE) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -95,7 +96,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 env=_env(), stdout=worker_log, stderr=subprocess.STDOUT,
             )
         )  # fmt: skip
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + PATIENCE
         while "registered with master" not in (logs / "worker.log").read_text():
             if time.monotonic() > deadline:
                 raise TimeoutError(
@@ -160,7 +161,7 @@ def test_segment_job_on_standalone_cluster_equals_local(
         "--conf", str(conf), "--root", str(cluster_root), "--as-of", "2026-07-01",
     ]  # fmt: skip
     done = subprocess.run(
-        cmd, env=_env(), capture_output=True, text=True, timeout=600, cwd=tmp_path
+        cmd, env=_env(), capture_output=True, text=True, timeout=PATIENCE, cwd=tmp_path
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for output, members in local.items():

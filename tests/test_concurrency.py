@@ -53,7 +53,7 @@ def _run_pair(
         raise
     try:
         for run in runs:
-            run.wait(timeout=600)
+            run.wait()
     finally:
         for run in runs:
             kill_group_quietly(run)

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEST_SPARK_CONF
+from conftest import PATIENCE, TEST_SPARK_CONF
 
 from cohortlake.context import load_context
 from cohortlake.demo import run_demo
@@ -155,7 +155,7 @@ def test_report_loads_in_chromium_and_shows_every_section(demo) -> None:
     profile_dir = report.parent / ".chromium-profile"
     dom = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--virtual-time-budget=5000", "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, text=True, timeout=PATIENCE,
     )  # fmt: skip
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert 'data-images="ok"' in dom.stdout, "an image of the report did not load"
@@ -166,7 +166,7 @@ def test_report_loads_in_chromium_and_shows_every_section(demo) -> None:
     shot = ARTIFACTS / "report.png"
     done = subprocess.run(
         [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile_dir}", "--window-size=1280,6000", f"--screenshot={shot}", report.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        capture_output=True, text=True, timeout=PATIENCE,
     )  # fmt: skip
     assert done.returncode == 0 and shot.stat().st_size > 50_000
 
@@ -220,7 +220,7 @@ def test_demo_twice_with_the_same_seed_and_as_of_gives_identical_tables(
     ctx, _ = demo
     first = Path(ctx.root)
     proc, second, log = demo_again
-    assert proc.wait(timeout=900) == 0, log.read_text(errors="replace")[-3000:]
+    assert proc.wait(timeout=2 * PATIENCE) == 0, log.read_text(errors="replace")[-3000:]
 
     tables = _delta_tables(first)
     assert tables == _delta_tables(second)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import PATIENCE
 
 REPO = Path(__file__).resolve().parent.parent
 JOBS = sorted((REPO / "jobs").glob("*.py"))
@@ -34,7 +35,7 @@ def test_job_script_runs_as_a_script() -> None:
         [sys.executable, str(REPO / "jobs" / "run_insights.py"), "--help"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=PATIENCE,
     )
     assert done.returncode == 0, done.stderr
     assert "--conf" in done.stdout and "--root" in done.stdout

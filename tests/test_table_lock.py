@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from conftest import PATIENCE
+
 from cohortlake.lake import table_lock
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,7 +34,7 @@ def test_two_processes_never_hold_one_tables_lock_at_once(tmp_path: Path) -> Non
         subprocess.Popen([sys.executable, "-c", _WRITER, str(table), str(log)], cwd=REPO)
         for _ in range(2)
     ]
-    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert [p.wait(timeout=PATIENCE) for p in procs] == [0, 0]
     lines = log.read_text().split()
     events = list(zip(lines[0::2], lines[1::2], strict=True))
     assert len(events) == 12
