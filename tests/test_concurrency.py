@@ -114,6 +114,9 @@ def _retries(runs: list[RunProcess]) -> int:
     return sum(run.stderr().count("concurrent commit") for run in runs)
 
 
+# Two pairs of subprocess runs: it runs in the second pytest, beside the SIGKILL harness,
+# which ends minutes before the rest of the suite (make test).
+@pytest.mark.reliability
 def test_same_segments_started_at_once(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
 ) -> None:
