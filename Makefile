@@ -23,7 +23,7 @@ export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 help:
 	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
 	@echo "make test   - the whole test suite: the SIGKILL harness runs beside the rest"
-	@echo "make test-suite - everything but the harness (PYTEST_ARGS=... to pick tests)"
+	@echo "make test-suite - everything but the harness and that race (PYTEST_ARGS=... to pick tests)"
 	@echo "make test-reliability - the SIGKILL harness and the same-segments race alone (about 8 minutes)"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
@@ -67,9 +67,10 @@ chromium:
 # (install, jars, both) took 691 s on 2 Dec and 798 s on 4 Dec. The harness's output
 # goes to tests/artifacts/reliability.log; its summary line is printed at the end.
 # The same-segments race (two pairs of subprocess runs) is marked reliability too, so the
-# two pytests end together: on 5 Dec a clean clone's .ci/run took 857 s with it there
-# (suite 812 s, harness 765 s) and 1087 s without (suite 1031 s, harness 768 s); the two
-# cores were 87% busy throughout (vmstat), so only balance, not overlap, was left to gain.
+# two pytests end together: on 5 Dec a clean clone's .ci/run took 857 s and 911 s with it
+# there (suites 812 s and 859 s, harnesses 765 s and 790 s) and 1087 s without (suite
+# 1031 s, harness 768 s); the two cores were 87% busy in the 857 s run (vmstat), so only
+# balance, not more overlap, was left to gain.
 HARNESS_LOG := tests/artifacts/reliability.log
 
 test: install jars chromium

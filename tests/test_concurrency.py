@@ -114,8 +114,8 @@ def _retries(runs: list[RunProcess]) -> int:
     return sum(run.stderr().count("concurrent commit") for run in runs)
 
 
-# Two pairs of subprocess runs: it runs in the second pytest, beside the SIGKILL harness,
-# which ends minutes before the rest of the suite (make test).
+# Two pairs of subprocess runs: make test runs it in its second pytest, beside the SIGKILL
+# harness, so that the two pytests end at about the same time.
 @pytest.mark.reliability
 def test_same_segments_started_at_once(
     spark: SparkSession, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path

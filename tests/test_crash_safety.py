@@ -11,7 +11,7 @@ delta-rs and checked against memberships computed with pandas; at the end one ru
 without a kill must complete with the right members (read back with Spark).
 
 ``make test`` runs it in a second pytest beside the rest of the suite (about 6 minutes
-on 2 cores alone); ``make test-reliability`` runs it alone.
+on 2 cores alone); ``make test-reliability`` runs it with the same-segments race.
 """
 
 from __future__ import annotations
