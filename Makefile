@@ -18,15 +18,16 @@ endif
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(CURDIR)/$(BIN)/python
 
-.PHONY: demo test test-suite test-reliability lint bench jars install lock chromium clean help
+.PHONY: demo test test-suite test-reliability lint bench jars install lock chromium clean help dist
 
 help:
 	@echo "make demo   - install, fetch jars, run the whole Contoso lab"
 	@echo "make test   - the whole test suite: the SIGKILL harness runs beside the rest"
 	@echo "make test-suite - everything but the harness and that race (PYTEST_ARGS=... to pick tests)"
-	@echo "make test-reliability - the SIGKILL harness and the same-segments race alone (about 8 minutes)"
+	@echo "make test-reliability - the SIGKILL harness, the same-segments race and the README's lab alone"
 	@echo "make lint   - ruff + mypy"
 	@echo "make bench  - run every benchmark (SIZE=$(SIZE) customers)"
+	@echo "make dist   - dist/cohortlake.zip for spark-submit --py-files, dist/jobs/, the wheel (DIST=dir)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +71,8 @@ chromium:
 # two pytests end together: on 5 Dec a clean clone's .ci/run took 857 s and 911 s with it
 # there (suites 812 s and 859 s, harnesses 765 s and 790 s) and 1087 s without (suite
 # 1031 s, harness 768 s); the two cores were 87% busy in the 857 s run (vmstat), so only
-# balance, not more overlap, was left to gain.
+# balance, not more overlap, was left to gain. The README's lab (a dozen `cohortlake`
+# processes one after the other, tests/test_readme_lab.py) runs in the harness's pytest too.
 HARNESS_LOG := tests/artifacts/reliability.log
 
 test: install jars chromium
@@ -98,6 +100,12 @@ lint: install
 
 bench: install jars
 	$(BIN)/python -m benchmarks --size $(SIZE)
+
+# What spark-submit needs (docs/cluster.md): the packages as one zip for --py-files, the
+# jobs/ entry points and the wheel. Needs only the venv's python and uv, never a reinstall.
+DIST ?= dist
+dist: | $(BIN)/python
+	$(BIN)/python scripts/make_dist.py --dist $(DIST)
 
 clean:
 	rm -rf lakehouse benchmarks/work .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,7 @@ import difflib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -28,6 +28,11 @@ __all__ = [
 
 FieldType = Literal["string", "number", "integer", "date", "timestamp", "boolean"]
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+_NUMERIC: tuple[FieldType, ...] = ("number", "integer")
+
+# How many decimals a number is shown and exported with (docs/numbers.md); strict, so
+# YAML's `true` or `"2"` is no count of decimals.
+_Decimals = Annotated[int, Field(strict=True, ge=0, le=12)]
 
 
 class AttributeSpec(BaseModel):
@@ -39,6 +44,7 @@ class AttributeSpec(BaseModel):
     display: str | None = None
     personal: bool = False
     description: str | None = None
+    decimals: _Decimals | None = None
 
 
 def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
@@ -112,6 +118,7 @@ class MeasureSpec(BaseModel):
     where: dict[str, Any] | None = None
     display: str | None = None
     description: str | None = None
+    decimals: _Decimals | None = None
 
     @model_validator(mode="after")
     def _attribute_needed(self) -> MeasureSpec:
@@ -144,6 +151,7 @@ class FieldRef:
     display: str
     source: Literal["profile", "measure"]
     personal: bool = False
+    decimals: int | None = None
 
 
 def _norm(s: str) -> str:
@@ -162,9 +170,17 @@ class Catalog:
         self._fields: dict[str, FieldRef] = {}
         self._by_key: dict[str, FieldRef] = {}
         for name, a in self.profile.attributes.items():
-            self._add(FieldRef(name, a.type, a.display or name, "profile", a.personal))
+            self._add(FieldRef(name, a.type, a.display or name, "profile", a.personal, a.decimals))
         for name, m in self.measures.items():
-            self._add(FieldRef(name, self.measure_type(name), m.display or name, "measure"))
+            self._add(
+                FieldRef(
+                    name,
+                    self.measure_type(name),
+                    m.display or name,
+                    "measure",
+                    decimals=self.measure_decimals(name),
+                )
+            )
 
     def _add(self, ref: FieldRef) -> None:
         self._fields[ref.name] = ref
@@ -226,6 +242,18 @@ class Catalog:
         found = self.activity_attribute(m.source, m.attribute or "")
         return found[1].type if found else "number"
 
+    def measure_decimals(self, name: str) -> int | None:
+        """A measure's declared decimals, else its attribute's for ``sum``, ``min`` and ``max``.
+
+        A sum, minimum or maximum of numbers with at most d decimals has at most d
+        decimals, so rounding it to d removes only float noise; an average does not.
+        """
+        m = self.measures[name]
+        if m.decimals is not None or m.agg not in ("sum", "min", "max"):
+            return m.decimals
+        found = self.activity_attribute(m.source, m.attribute or "")
+        return found[1].decimals if found and found[1].type in _NUMERIC else None
+
 
 def _validate_measures(model: _CatalogModel, file: str) -> list[Problem]:
     problems: list[Problem] = []
@@ -274,6 +302,38 @@ def _validate_measures(model: _CatalogModel, file: str) -> list[Problem]:
     return problems
 
 
+def _validate_decimals(model: _CatalogModel, file: str) -> list[Problem]:
+    """``decimals`` only where numbers are: number and integer attributes and measures."""
+    problems: list[Problem] = []
+    entities = [("profile", model.profile.attributes)] + [
+        (f"activities.{n}", a.attributes) for n, a in model.activities.items()
+    ]
+    for base, attributes in entities:
+        for name, a in attributes.items():
+            if a.decimals is not None and a.type not in _NUMERIC:
+                problems.append(
+                    Problem(
+                        file,
+                        f"{base}.attributes.{name}.decimals",
+                        f"decimals apply to number and integer attributes, {name} is {a.type}",
+                    )
+                )
+    cat = Catalog(model, file)
+    for name, m in model.measures.items():
+        if m.decimals is None or cat.activity(m.source) is None:
+            continue
+        kind = cat.measure_type(name)
+        if kind not in _NUMERIC:
+            problems.append(
+                Problem(
+                    file,
+                    f"measures.{name}.decimals",
+                    f"decimals apply to number and integer measures, {name} is {kind}",
+                )
+            )
+    return problems
+
+
 def load_catalog(path: str | Path) -> Catalog:
     """Load and validate a catalog file; every problem is reported with its path."""
     file = str(path)
@@ -284,7 +344,7 @@ def load_catalog(path: str | Path) -> Catalog:
         model = _CatalogModel.model_validate(data)
     except ValidationError as exc:
         raise InputError(pydantic_problems(file, exc)) from None
-    problems = _validate_measures(model, file)
+    problems = _validate_measures(model, file) + _validate_decimals(model, file)
     if problems:
         raise InputError(problems)
     return Catalog(model, file)

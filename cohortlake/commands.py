@@ -1,4 +1,4 @@
-"""Runtime sub-commands: ``generate`` (Contoso data) and ``measures``."""
+"""Runtime sub-commands: ``generate`` (Contoso data), ``measures`` and ``validate``."""
 
 from __future__ import annotations
 
@@ -74,12 +74,44 @@ def _measures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _validate(args: argparse.Namespace) -> int:
+    """Every definition kind and the configuration, all problems at once; no data touched."""
+    from cohortlake.cli import command_modules, context_from_args
+    from cohortlake.errors import InputError, Problem
+
+    ctx = context_from_args(args)  # lakehouse.yaml and catalog.yaml
+    cat = ctx.catalog
+    lines = [
+        f"catalog: {len(cat.profile.attributes)} profile attributes, "
+        f"{len(cat.activities)} activity entities, {len(cat.measures)} measures"
+    ]
+    problems: list[Problem] = []
+    for module in command_modules():
+        check = getattr(module, "check_definitions", None)
+        if check is None:
+            continue
+        try:
+            lines.append(check(ctx))
+        except InputError as exc:
+            problems += [p for p in exc.problems if p not in problems]
+    if problems:
+        raise InputError(problems)
+    print("\n".join(lines))
+    print(f"valid: {ctx.conf_dir} (catalog and every definition)")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    from cohortlake.cli import add_common
+    from cohortlake.cli import add_command, add_common
     from cohortlake.contoso import DEFAULT_END, DEFAULT_PURCHASES_PER_CUSTOMER
 
-    p = sub.add_parser(
-        "generate", help="generate the Contoso Coffee lakehouse (profile and purchases)"
+    p = add_command(
+        sub,
+        "generate",
+        "generate the Contoso Coffee lakehouse (profile and purchases)",
+        "Writes <root>/profile/Customer and <root>/activity/Purchases as Delta tables, "
+        "the same for the same seed.",
+        ["cohortlake generate --customers 5000 --seed 42", "cohortlake generate --root /tmp/lake"],
     )
     p.add_argument(
         "--customers", type=positive_int, default=5000, help="number of customers (default 5000)"
@@ -98,8 +130,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.set_defaults(handler=_generate)
 
-    p = sub.add_parser(
-        "measures", help="compute every catalog measure into measures/CustomerMeasures"
+    p = add_command(
+        sub,
+        "measures",
+        "compute every catalog measure into measures/CustomerMeasures",
+        "One aggregation pass per activity over the measures declared in <conf>/catalog.yaml; "
+        "one row per customer of the profile.",
+        ["cohortlake measures", "cohortlake measures --as-of 2026-07-01"],
     )
     add_common(p)
     p.set_defaults(handler=_measures)
+
+    p = add_command(
+        sub,
+        "validate",
+        "check the catalog and every definition (segments, insights, expansions, suggestions)",
+        "Reads <conf> only: no Spark, no data. Every problem is one `error: file: path: reason` "
+        "line, exit code 2.",
+        ["cohortlake validate", "cohortlake validate --conf my_conf"],
+    )
+    add_common(p)
+    p.set_defaults(handler=_validate)

@@ -36,8 +36,13 @@ class Context:
         if self._spark is None:
             from cohortlake.session import get_spark
 
-            conf = {**{k: v for k, v in self.config.spark.conf.items()}, **self.spark_conf}
-            self._spark = get_spark(master=self.master or self.config.spark.master, conf=conf)
+            # The configured master is a setting like the others: under spark-submit the
+            # launcher's own settings win over it; only --master overrides them.
+            configured = (
+                {"spark.master": self.config.spark.master} if self.config.spark.master else {}
+            )
+            conf = {**configured, **self.config.spark.conf, **self.spark_conf}
+            self._spark = get_spark(master=self.master, conf=conf)
         return self._spark
 
     @property

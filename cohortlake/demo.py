@@ -58,11 +58,11 @@ class DemoResult:
 
 
 def _stage(result: DemoResult, name: str, fn: Callable[[], Any]) -> Any:
-    log.info("demo stage %s ...", name)
+    """Run and time one stage; a line per stage says where the demo is (logs are quiet)."""
     started = time.perf_counter()
     value = fn()
     result.timings[name] = time.perf_counter() - started
-    log.info("demo stage %s done in %.1f s", name, result.timings[name])
+    print(f"demo: {name} done in {result.timings[name]:.1f} s", flush=True)
     return value
 
 
@@ -176,10 +176,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cohortlake.cli import add_common
+    from cohortlake.cli import add_command, add_common
     from cohortlake.commands import positive_int, seed_int
 
-    p = sub.add_parser("demo", help="run the whole Contoso Coffee lab end to end")
+    p = add_command(
+        sub,
+        "demo",
+        "run the whole Contoso Coffee lab end to end",
+        "Generates the lakehouse, computes measures, creates and runs the lab's segments,\n"
+        "insights, expansion and suggestions, saves a suggestion as a segment and writes the\n"
+        "report. The same seed and --as-of give the same tables.",
+        ["cohortlake demo", "cohortlake demo --customers 2000 --root /tmp/lake"],
+    )
     p.add_argument(
         "--customers", type=positive_int, default=5000, help="customers to generate (default 5000)"
     )
@@ -187,8 +195,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.set_defaults(handler=_demo)
 
-    p = sub.add_parser(
-        "report", help="write the HTML report of a lakehouse (<root>/reports/contoso_lab.html)"
+    p = add_command(
+        sub,
+        "report",
+        "write the HTML report of a lakehouse (<root>/reports/contoso_lab.html)",
+        "Reads the lakehouse's tables and charts; runs nothing.",
+        ["cohortlake report", "cohortlake report --root /tmp/lake"],
     )
     add_common(p)
     p.set_defaults(handler=_report)

@@ -68,11 +68,16 @@ def fetch_jars(folder: Path | None = None, artifact: str = DELTA_ARTIFACT) -> li
             "mvn",
             "-q",
             "-B",
+            "-Dstyle.color=never",
             "dependency:copy-dependencies",
             f"-DoutputDirectory={out}",
             "-DincludeScope=runtime",
         ]
-        subprocess.run(cmd, cwd=tmp, check=True)
+        # Maven 3.8 writes ANSI reset codes even when quiet: its output is shown on failure only.
+        done = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, errors="replace")
+        if done.returncode != 0:
+            sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+            raise SystemExit(f"mvn failed (exit {done.returncode}) fetching {artifact}")
         have = _spark_jar_names()
         staging = Path(tmp) / "keep"
         staging.mkdir()

@@ -7,10 +7,13 @@ fetched once into ``.jars/``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -42,8 +45,90 @@ _BASE_CONF: dict[str, str] = {
 }
 
 
+_LOG4J2 = Path(__file__).with_name("log4j2.properties")
+# What the JVM prints on every start that says nothing to a user (Spark 4 always adds the
+# incubating vector module, and the JVM announces it on stderr, before any logger exists).
+_JVM_NOISE = (b"WARNING: Using incubator modules",)
+
+
 def _launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def _launcher_settings() -> set[str]:
+    """The settings spark-submit gave the driver JVM (its system properties)."""
+    from pyspark import SparkConf, SparkContext
+
+    SparkContext._ensure_initialized()
+    return {k for k, _ in SparkConf().getAll()}
+
+
+def _spark_log_level() -> str:
+    """Spark's console level: errors only unless the CLI asked for -v (WARN) or -vv (INFO)."""
+    chosen = os.environ.get("COHORTLAKE_SPARK_LOG_LEVEL")
+    if chosen:
+        return chosen
+    ours = logging.getLogger("cohortlake")
+    return (
+        "INFO"
+        if ours.isEnabledFor(logging.DEBUG)
+        else "WARN"
+        if ours.isEnabledFor(logging.INFO)
+        else "ERROR"
+    )
+
+
+def _with_log4j2(options: str | None) -> str:
+    """``spark.driver.extraJavaOptions`` with Cohortlake's quiet log4j2 file, unless one is set."""
+    if options and "log4j2.configurationFile" in options:
+        return options
+    ours = f"-Dlog4j2.configurationFile={_LOG4J2.as_uri()}"
+    return f"{ours} {options}" if options else ours
+
+
+def _forward(source: int, target: int) -> None:
+    """Copy ``source`` to ``target`` until EOF, dropping the JVM's start-up noise lines."""
+    pending = b""
+    while True:
+        try:
+            chunk = os.read(source, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        pending += chunk
+        while pending:
+            end = pending.find(b"\n")
+            line = pending if end < 0 else pending[: end + 1]
+            noise = any(n.startswith(line[: len(n)]) for n in _JVM_NOISE)
+            if end < 0 and noise:
+                break  # may be the start of a noise line: wait for the rest
+            if not (noise and end >= 0):
+                with contextlib.suppress(OSError):
+                    os.write(target, line)
+            pending = pending[len(line) :]
+
+
+@contextlib.contextmanager
+def _quiet_jvm_stderr() -> Iterator[None]:
+    """The JVM started inside inherits a filtered stderr (a pipe and a forwarding thread)."""
+    try:
+        real = os.dup(2)
+        read_end, write_end = os.pipe()
+    except OSError:
+        yield
+        return
+    threading.Thread(target=_forward, args=(read_end, real), name="jvm-stderr", daemon=True).start()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(write_end, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(write_end)
 
 
 def get_spark(
@@ -72,13 +157,22 @@ def get_spark(
                     f"(or pass spark.jars.packages={DELTA_ARTIFACT})"
                 )
             settings["spark.jars"] = ",".join(str(j) for j in jars)
-    elif master:
-        settings["spark.master"] = master
+        key = "spark.driver.extraJavaOptions"
+        user[key] = _with_log4j2(user.get(key))
+    else:
+        # spark-submit's --master, --conf and spark-defaults.conf win over the configuration
+        # folder's settings; an explicit --master given to the job wins over everything.
+        launched = _launcher_settings()
+        user = {k: v for k, v in user.items() if k not in launched}
+        if master:
+            settings["spark.master"] = master
     settings.update(user)
     for k, v in settings.items():
         builder = builder.config(k, v)
-    spark = builder.getOrCreate()
-    spark.sparkContext.setLogLevel(os.environ.get("COHORTLAKE_SPARK_LOG_LEVEL", "WARN"))
+    quiet = not submitted and _spark_log_level() in ("ERROR", "FATAL", "OFF")
+    with _quiet_jvm_stderr() if quiet else contextlib.nullcontext():
+        spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(_spark_log_level())
     log.info("spark %s on %s", spark.version, spark.sparkContext.master)
     return spark
 

@@ -384,8 +384,11 @@ def _plot(path: Path, exp: Expansion, hist: list[dict[str, Any]], held: HeldOut)
     ax.set_yscale("symlog")
     ax.set_xlim(0, 1)
     ax.set_xlabel("SimilarityScore")
-    ax.set_ylabel("candidates")
-    ax.set_title(f"{exp.name}: held-out recall {held.recall:.2f} (random {held.random_recall:.2f})")
+    ax.set_ylabel("candidates (log scale)")
+    ax.set_title(
+        f"{exp.name}: held-out recall {100 * held.recall:.1f}% "
+        f"(random pick {100 * held.random_recall:.1f}%)"
+    )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

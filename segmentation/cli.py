@@ -1,9 +1,11 @@
-"""Sub-commands: ``run``, ``validate``, ``quick-create``, ``preview``, ``export``."""
+"""Sub-commands ``run``, ``quick-create``, ``preview``, ``export``; segments' part of ``validate``."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,11 +13,19 @@ if TYPE_CHECKING:
     from cohortlake.context import Context
     from segmentation.model import SegmentDefinition
 
-__all__ = ["register"]
+__all__ = ["check_definitions", "register"]
 
 
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def check_definitions(ctx: Context) -> str:
+    """``validate``'s line for segments (InputError with every problem)."""
+    from segmentation.validate import load_definitions
+
+    defs = load_definitions(ctx.conf_dir, ctx.catalog)
+    return f"segments: {len(defs)} valid ({', '.join(d.output for d in defs) or 'none'})"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -28,12 +38,19 @@ def _run(args: argparse.Namespace) -> int:
     from segmentation.validate import load_definitions
 
     defs = load_definitions(ctx.conf_dir, ctx.catalog)  # all problems before Spark starts
-    _check_run_inputs(ctx, defs, _split(args.only), as_of)
-    runs = run_segments(ctx, _split(args.only), as_of, RunOptions(args.refresh_static, args.force))
+    _check_run_inputs(ctx, defs, args.only or [], as_of)
+    started = time.monotonic()
+    runs = run_segments(ctx, args.only or [], as_of, RunOptions(args.refresh_static, args.force))
     for r in runs:
         print(
             f"{r.segment:<40} {r.type:<8} {r.status:<9} {r.members:>9,} members  +{r.joined:,} / -{r.left:,}  v{r.table_version}"
         )
+    statuses = Counter(r.status for r in runs)
+    print(
+        f"run: {len(runs)} segments ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), "
+        f"{sum(r.joined for r in runs):,} joined, {sum(r.left for r in runs):,} left "
+        f"in {time.monotonic() - started:.1f} s"
+    )
     return 0
 
 
@@ -57,16 +74,6 @@ def _check_run_inputs(
         activities=frame.entities,
         segments=[o for o in frame.segment_outputs if o.lower() not in produced],
     )
-
-
-def _validate(args: argparse.Namespace) -> int:
-    from cohortlake.cli import context_from_args
-    from segmentation.validate import load_definitions
-
-    ctx = context_from_args(args)
-    defs = load_definitions(ctx.conf_dir, ctx.catalog)
-    print(f"{len(defs)} segment definitions are valid: {', '.join(d.output for d in defs)}")
-    return 0
 
 
 def _quick(args: argparse.Namespace) -> int:
@@ -109,7 +116,7 @@ def _export(args: argparse.Namespace) -> int:
     check_output_name(args.segment, "segment")
     ctx = context_from_args(args)
     ctx.check_tables(profile=False, segments=[args.segment])
-    path = export_segment(
+    done = export_segment(
         ctx,
         args.segment,
         args.out,
@@ -117,7 +124,9 @@ def _export(args: argparse.Namespace) -> int:
         include_personal=args.include_personal,
         folder=args.folder,
     )
-    print(f"exported {args.segment} to {path}")
+    print(
+        f"exported {done.rows:,} rows of {args.segment} ({', '.join(done.columns)}) to {done.path}"
+    )
     return 0
 
 
@@ -132,14 +141,21 @@ def _limit(text: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from cohortlake.cli import add_common
+    from cohortlake.cli import add_command, add_common, add_only
 
-    p = sub.add_parser(
-        "run", help="run segment definitions (all, or --only some) onto Delta tables"
+    p = add_command(
+        sub,
+        "run",
+        "run segment definitions onto Delta tables",
+        "Evaluates <conf>/segments (all, or --only some, with the segments they name) in\n"
+        "dependency order and publishes each membership in one Delta commit. A segment whose\n"
+        "definition and inputs are unchanged since its last run is skipped.",
+        [
+            "cohortlake run --as-of 2026-07-01",
+            "cohortlake run --only SummerPromotion,CustomersFromCalifornia --force",
+        ],
     )
-    p.add_argument(
-        "--only", action="append", metavar="OUTPUT[,OUTPUT]", help="run only these segments"
-    )
+    add_only(p, "segments")
     p.add_argument(
         "--refresh-static",
         dest="refresh_static",
@@ -154,12 +170,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.set_defaults(handler=_run)
 
-    p = sub.add_parser("validate", help="check every segment definition against the catalog")
-    add_common(p)
-    p.set_defaults(handler=_validate)
-
-    p = sub.add_parser(
-        "quick-create", help="create a one-condition segment from a profile field or a measure"
+    p = add_command(
+        sub,
+        "quick-create",
+        "create a one-condition segment from a profile field or a measure",
+        "Shows the field's top values (text) or percentiles (numbers) and the segment's\n"
+        "estimated size, then writes <conf>/segments/<name>.yaml.",
+        [
+            'cohortlake quick-create --field State --value California --name "Customers from California"',
+            'cohortlake quick-create --measure "Average Web Purchase ($)" --op gt --value 138',
+        ],
     )
     p.add_argument(
         "--field", "--measure", dest="field", required=True, help="profile attribute or measure"
@@ -176,15 +196,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_common(p)
     p.set_defaults(handler=_quick)
 
-    p = sub.add_parser("preview", help="member count, first members and size over runs")
+    p = add_command(
+        sub,
+        "preview",
+        "show a segment's member count, first members and size over runs",
+        "Reads the segment's current Delta table and its rows in segment_runs.",
+        ["cohortlake preview SummerPromotion --columns State,LifetimeSpend --limit 5"],
+    )
     p.add_argument("segment", help="segment output name")
     p.add_argument("--limit", type=_limit, default=10, help="members to show (default 10)")
     p.add_argument("--columns", action="append", help="profile attributes or measures to show")
     add_common(p)
     p.set_defaults(handler=_preview)
 
-    p = sub.add_parser(
-        "export", help="export a segment to CSV (formula-safe; personal data only when asked)"
+    p = add_command(
+        sub,
+        "export",
+        "export a segment to CSV (formula-safe; personal data only when asked)",
+        "Writes one CSV file (or a folder of parts with --folder). Personal columns are left\n"
+        "out unless --include-personal.",
+        ["cohortlake export SummerPromotion --out summer.csv --columns PostCode,LifetimeSpend"],
     )
     p.add_argument("segment", help="segment output name")
     p.add_argument("--out", required=True, help="CSV file (or folder with --folder)")

@@ -3,7 +3,9 @@
 Text cells that start with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return are
 prefixed with ``'`` so spreadsheet programs show them instead of running them as
 formulas (OWASP's CSV-injection advice). Columns marked ``personal`` in the catalog
-are left out unless asked for.
+are left out unless asked for. Number columns are written as people write them
+(``cohortlake.numbers``, docs/numbers.md): ``675.46``, not the ``675.4599999999999`` a
+sum in binary floating point can store; the stored tables keep the exact values.
 """
 
 from __future__ import annotations
@@ -13,19 +15,34 @@ import os
 import shutil
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType, StringType
 
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
+from cohortlake.numbers import number_text
 
-__all__ = ["FORMULA_PREFIXES", "export_segment", "neutralise"]
+__all__ = ["FORMULA_PREFIXES", "Exported", "export_segment", "neutralise"]
 
 log = logging.getLogger(__name__)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True)
+class Exported:
+    """Where an export went, how many members it holds and which columns."""
+
+    path: str
+    rows: int
+    columns: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return self.path
 
 
 def neutralise(column: Column) -> Column:
@@ -69,6 +86,14 @@ def _columns(
     return [key, *[c for c in chosen if c != key]]
 
 
+def _shown(ctx: Context, name: str, dtype: DataType) -> Column:
+    """The column as written: text neutralised, numbers as people write them."""
+    if isinstance(dtype, StringType):
+        return neutralise(F.col(name)).alias(name)
+    ref = ctx.catalog.resolve(name)
+    return number_text(F.col(name), dtype, ref.decimals if ref else None).alias(name)
+
+
 def export_segment(
     ctx: Context,
     output: str,
@@ -77,8 +102,12 @@ def export_segment(
     *,
     include_personal: bool = False,
     folder: bool = False,
-) -> str:
-    """Write the segment's latest members to ``dest`` (one CSV file, or a folder of parts)."""
+) -> Exported:
+    """Write the segment's latest members to ``dest`` (one CSV file, or a folder of parts).
+
+    The row count comes from the same Delta snapshot the export reads (file statistics,
+    no extra pass over the data).
+    """
     lake, key = ctx.lake, ctx.catalog.key
     path = lake.segment_path(output)
     if not lake.exists(path):
@@ -103,14 +132,13 @@ def export_segment(
             frame = frame.join(
                 lake.read(lake.measures_path()).select(key, *measure_cols), key, "left"
             )
-    types = dict(frame.select(*wanted).dtypes)
     out = frame.select(
-        *[neutralise(F.col(c)).alias(c) if types[c] == "string" else F.col(c) for c in wanted]
+        *[_shown(ctx, f.name, f.dataType) for f in frame.select(*wanted).schema.fields]
     ).orderBy(key)
     if folder or "://" in dest:
         out.write.mode("overwrite").option("header", "true").csv(dest)
         log.info("exported %s to folder %s", output, dest)
-        return dest
+        return Exported(dest, table.count(), tuple(out.columns))
     target = Path(dest)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
@@ -122,4 +150,4 @@ def export_segment(
         os.replace(parts[0], target)
         shutil.rmtree(staging, ignore_errors=True)
     log.info("exported %s to %s", output, target)
-    return str(target)
+    return Exported(str(target), table.count(), tuple(out.columns))

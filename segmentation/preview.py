@@ -1,4 +1,8 @@
-"""Preview a segment: member count, the first members, and its size over runs."""
+"""Preview a segment: member count, the first members, and its size over runs.
+
+Number columns are shown as people write them (``cohortlake.numbers``, docs/numbers.md):
+``675.46``, not the ``675.4599999999999`` a sum in binary floating point can store.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,17 @@ from pyspark.sql import functions as F
 
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
+from cohortlake.numbers import number_text
 
 __all__ = ["SegmentPreview", "preview_segment"]
 
 
 @dataclass
 class SegmentPreview:
-    """What ``cohortlake preview`` prints (bounded by ``limit`` and the number of runs)."""
+    """What ``cohortlake preview`` prints (bounded by ``limit`` and the number of runs).
+
+    ``rows`` hold number columns as their shown text (``cohortlake.numbers``).
+    """
 
     output: str
     members: int
@@ -49,6 +57,11 @@ class SegmentPreview:
 
 def _cell(v: Any) -> str:
     return "" if v is None else str(v)
+
+
+def _decimals(ctx: Context, column: str) -> int | None:
+    ref = ctx.catalog.resolve(column)
+    return ref.decimals if ref is not None else None
 
 
 def preview_segment(
@@ -85,10 +98,14 @@ def preview_segment(
         )
     if measure_cols:
         frame = frame.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
-    rows = [
-        r.asDict()
-        for r in frame.select(key, *[n for n, _ in resolved]).orderBy(key).limit(limit).collect()
-    ]
+    chosen = frame.select(key, *[n for n, _ in resolved]).orderBy(key).limit(limit)
+    shown = chosen.select(
+        *[
+            number_text(F.col(f.name), f.dataType, _decimals(ctx, f.name)).alias(f.name)
+            for f in chosen.schema.fields
+        ]
+    )
+    rows = [r.asDict() for r in shown.collect()]
     history: list[dict[str, Any]] = []
     runs = lake.segment_runs()
     if runs is not None:

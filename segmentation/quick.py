@@ -115,8 +115,13 @@ def quick_create(
     out_dir: Path | None = None,
     as_of: dt.datetime | None = None,
     force: bool = False,
+    write: bool = True,
 ) -> QuickCreate:
-    """Validate the one-condition segment, show its data, write its definition file."""
+    """Validate the one-condition segment, show its data, write its definition file.
+
+    With ``write=False`` nothing is written (a notebook over a lakehouse it must not
+    change): the status says whether the file would be written.
+    """
     ref = ctx.catalog.resolve(field_name)
     if ref is None:
         near = ctx.catalog.suggest(field_name)
@@ -139,9 +144,10 @@ def quick_create(
     out_dir = out_dir or ctx.conf_path("segments")
     path = out_dir / definition_file_name(definition.output)
     status = _status(path, definition, ctx, force, registry)
+    lake = ctx.lake  # Columns are built through the session: start it (validation is done)
     frame = CustomerFrame(ctx.catalog, as_of or dt.datetime.now(dt.UTC))
     test = frame.condition(definition.where)
-    base = frame.build(ctx.lake)
+    base = frame.build(lake)
     counts = base.agg(F.count(F.lit(1)).alias("n"), F.sum(test.cast("long")).alias("m")).first()
     customers, members = (int(counts["n"]), int(counts["m"] or 0)) if counts else (0, 0)
     result = QuickCreate(definition, raw, path, status, members, customers)
@@ -153,7 +159,8 @@ def quick_create(
         ).first()
         values = list(row["p"] or []) if row else []
         result.percentiles = list(zip(PERCENTILES, values, strict=False))
-        if values:
+        reports = ctx.lake.reports_dir()
+        if values and ("://" not in reports or reports.startswith("file:")):  # local charts only
             result.chart = _chart(ctx, definition, ref.display, result.percentiles, parsed)
     else:
         top = (
@@ -165,7 +172,10 @@ def quick_create(
         )
         result.top_values = [(r["v"], int(r["count"])) for r in top]
     if status == "written":
-        _write(path, raw)
+        if write:
+            _write(path, raw)
+        else:
+            result.status = "not written (preview only)"
     log.info("quick create %s: %d of %d customers", definition.output, members, customers)
     return result
 

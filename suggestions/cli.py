@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from cohortlake.cli import add_common, context_from_args
+from cohortlake.cli import add_command, add_common, add_only, context_from_args
 from cohortlake.context import parse_as_of
 from cohortlake.errors import InputError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from cohortlake.context import Context
+
+__all__ = ["check_definitions", "register"]
+
+
+def check_definitions(ctx: Context) -> str:
+    """``validate``'s line for suggestions (InputError with every problem)."""
+    from suggestions.model import load_suggestion_runs
+
+    runs = load_suggestion_runs(ctx.conf_dir, ctx.catalog)
+    return f"suggestions: {len(runs)} valid ({', '.join(r.output for r in runs) or 'none'})"
 
 
 def _suggest(args: argparse.Namespace) -> int:
     from suggestions.model import load_suggestion_runs
+
+    ctx = context_from_args(args)
+    defined = load_suggestion_runs(ctx.conf_dir, ctx.catalog)  # before the heavy imports
     from suggestions.run import run_suggestions, select_runs
     from suggestions.save import save_configured_suggestions
 
-    ctx = context_from_args(args)
-    runs = select_runs(
-        load_suggestion_runs(ctx.conf_dir, ctx.catalog), args.only
-    )  # validate before Spark starts
+    runs = select_runs(defined, args.only)  # validate before Spark starts
     ctx.check_tables(
         measures=any(f.source == "measure" for r in runs for f in (r.target, *r.influencers))
     )
@@ -30,9 +42,13 @@ def _suggest(args: argparse.Namespace) -> int:
         )
         for row in r.rows[: args.show]:
             print(f"  {row['Rank']}. {row['Summary']}")
-    if args.save:
-        for path in save_configured_suggestions(ctx, args.only):
-            print(f"saved {path}")
+    saved = save_configured_suggestions(ctx, args.only) if args.save else []
+    for path in saved:
+        print(f"saved {path}")
+    print(
+        f"suggest: {len(results)} runs, {sum(r.kept for r in results)} suggestions kept"
+        + (f", {len(saved)} saved as segment definitions" if args.save else "")
+    )
     return 0
 
 
@@ -57,16 +73,31 @@ def _save(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``suggest`` and ``save-suggestion`` sub-commands."""
-    p = sub.add_parser("suggest", help="mine suggested segments (conf/suggestions)")
-    p.add_argument(
-        "--only", nargs="+", default=None, metavar="OUTPUT", help="run only these definitions"
+    p = add_command(
+        sub,
+        "suggest",
+        "mine suggested segments (conf/suggestions)",
+        "Fits a decision tree per definition of <conf>/suggestions, refines its rules and keeps\n"
+        "the significant ones in suggestions/<Output>; each run is tracked in MLflow.",
+        ["cohortlake suggest", "cohortlake suggest --only LifetimeSpendSuggestions --show 3"],
     )
+    add_only(p, "suggestion definitions")
     p.add_argument("--save", action="store_true", help="also apply the definitions' save: entries")
     p.add_argument("--show", type=int, default=5, help="suggestions printed per run (default 5)")
     add_common(p)
     p.set_defaults(handler=_suggest)
 
-    s = sub.add_parser("save-suggestion", help="save a suggestion as a dynamic segment definition")
+    s = add_command(
+        sub,
+        "save-suggestion",
+        "save a suggestion as a dynamic segment definition",
+        "Writes <conf>/segments/<name>.yaml from one row of suggestions/<OUTPUT>; run it with\n"
+        "`cohortlake run`.",
+        [
+            'cohortlake save-suggestion LifetimeSpendSuggestions --direction below --name "Low spending teachers"',
+            'cohortlake save-suggestion CustomerSatisfactionSuggestions --rank 2 --name "Unhappy"',
+        ],
+    )
     s.add_argument("suggestions", metavar="OUTPUT", help="the suggestion run's output name")
     s.add_argument("--rank", type=int, default=None, help="the suggestion's rank (default 1)")
     s.add_argument(

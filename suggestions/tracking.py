@@ -16,6 +16,7 @@ import csv
 import json
 import logging
 import tempfile
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,12 +53,19 @@ def draw_chart(rows: Sequence[dict[str, Any]], path: Path, title: str, top: int 
         ax.set_yticks(ys)
         ax.set_yticklabels(labels, fontsize=8)
         ax.legend(loc="lower right", fontsize=8)
+        if any(r.get("Category") for r in shown):
+            from matplotlib.ticker import PercentFormatter
+
+            ax.xaxis.set_major_formatter(PercentFormatter(1.0))
+            ax.set_xlabel("share of the members in the category (%)")
+        else:
+            ax.set_xlabel(f"mean {shown[0].get('Target', 'target')}")
     else:
         ax.text(
             0.5, 0.5, "no significant suggestion", ha="center", va="center", transform=ax.transAxes
         )
         ax.set_yticks([])
-    ax.set_title(title, fontsize=10)
+    ax.set_title(textwrap.fill(title, 100), fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)

@@ -246,9 +246,10 @@ def start_run(
     conf: Path, root: Path, as_of: str, log: Path, extra: Sequence[str] = ()
 ) -> RunProcess:
     """Start ``python -m cohortlake.cli run`` for ``conf``/``root`` at ``as_of``."""
+    # -v: the harness times its kills by the run's progress logs
     cmd = [
         sys.executable, "-m", "cohortlake.cli", "run",
-        "--conf", str(conf), "--root", str(root), "--as-of", as_of, *extra,
+        "--conf", str(conf), "--root", str(root), "--as-of", as_of, "-v", *extra,
     ]  # fmt: skip
     proc = _start(cmd, log, subprocess.DEVNULL)
     return RunProcess(proc, log, time.monotonic(), as_of)

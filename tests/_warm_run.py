@@ -41,7 +41,7 @@ def main() -> int:
     _warm(load_context(conf, root=root).spark, f"{scratch}/warm")
     print("READY", file=sys.stderr, flush=True)
     arguments = shlex.split(sys.stdin.readline())
-    return cli(["run", "--conf", conf, "--root", root, *arguments])
+    return cli(["run", "--conf", conf, "--root", root, "-v", *arguments])  # -v: progress logs
 
 
 if __name__ == "__main__":

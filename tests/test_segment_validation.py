@@ -245,8 +245,10 @@ def test_cli_output_name_clash_across_kinds(conf: Path, capsys: pytest.CaptureFi
     code = main(["validate", "--conf", str(conf)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
+    # validate checks every kind, so the clash is reported from both files' sides
     assert err == [
-        f"error: {conf / 'segments' / 'summer_promotion.yaml'}: name: output name 'SummerPromotion' is already used by insights in {clash}"
+        f"error: {conf / 'segments' / 'summer_promotion.yaml'}: name: output name 'SummerPromotion' is already used by insights in {clash}",
+        f"error: {clash}: output: output name 'SummerPromotion' is already used by segments in {conf / 'segments' / 'summer_promotion.yaml'}",
     ]
 
 
