@@ -133,8 +133,8 @@ def ensure_lake(
     Returns the root and the seconds generation took (None when reused). A marker file
     written after both tables records what was generated.
     """
-    from cohortlake.contoso import GENERATOR_VERSION, generate_contoso
     from cohortlake.lake import Lake
+    from lab.contoso import GENERATOR_VERSION, generate_contoso
 
     root = lake_root(workdir, size)
     marker = Path(root) / "_generated.json"
@@ -348,6 +348,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": sys.version.split()[0],
     }
     write_results(rows, meta)
+    from benchmarks.report import main as render_docs
+
+    render_docs([])  # docs/benchmarks.md and the README's headline table
     for r in rows:
         print(
             f"{r['benchmark']:<28} {r['metric']:<36} {r['value']:>10.3f} {r['goal']:<8} {r['note']}"

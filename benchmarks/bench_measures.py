@@ -27,10 +27,10 @@ from pyspark.sql import functions as F
 
 from benchmarks._harness import REPO, lake_root, row, scratch_dir, time_interleaved
 from cohortlake.catalog import Catalog, load_catalog
+from cohortlake.conditions.validate import parse_entity_condition
 from cohortlake.lake import Lake
 from cohortlake.measures import activity_measures, measure_frame
 from segmentation.model import All, AnyOf, AttributeLeaf, Node, Not
-from segmentation.validate import parse_entity_condition
 
 __all__ = ["run"]
 

@@ -1,6 +1,6 @@
 """Issue 8: the scale soak, the whole Contoso demo at ``size`` customers on one driver.
 
-``python -m benchmarks --size 10000000 --only soak`` runs ``cohortlake.demo.run_demo``
+``python -m benchmarks --size 10000000 --only soak`` runs ``lab.demo.run_demo``
 (generate, measures, quick creates, segments, insights, expansion, suggestions, the
 saved suggestion and the report) into ``<workdir>/scratch-<size>/soak/lakehouse`` with a
 fresh copy of ``conf/``, at the benchmarks' 20 purchases per customer (10M customers ->
@@ -103,7 +103,7 @@ class _Recorder(logging.Handler):
 
     @contextlib.contextmanager
     def recording(self) -> Iterator[_Recorder]:
-        demo_log = logging.getLogger("cohortlake.demo")
+        demo_log = logging.getLogger("lab.demo")
         demo_log.addHandler(self)
         if demo_log.getEffectiveLevel() > logging.INFO:
             demo_log.setLevel(logging.INFO)
@@ -126,9 +126,9 @@ def _fresh_conf(base: Path) -> Path:
 
 def _run_demo(spark: SparkSession, conf: Path, root: str, size: int) -> Any:
     """``run_demo`` at ``size`` customers with the benchmarks' purchases per customer."""
-    import cohortlake.contoso
+    import lab.contoso
     from cohortlake.context import load_context
-    from cohortlake.demo import run_demo
+    from lab.demo import run_demo
 
     ctx = load_context(conf, root=root, spark=spark)
     if "purchases_per_customer" in inspect.signature(run_demo).parameters:
@@ -141,9 +141,9 @@ def _run_demo(spark: SparkSession, conf: Path, root: str, size: int) -> Any:
         )
     # run_demo generates at the lab's 6.93 purchases per customer; the soak wants ~20.
     generate = functools.partial(
-        cohortlake.contoso.generate_contoso, purchases_per_customer=PURCHASES_PER_CUSTOMER
+        lab.contoso.generate_contoso, purchases_per_customer=PURCHASES_PER_CUSTOMER
     )
-    with mock.patch.object(cohortlake.contoso, "generate_contoso", generate):
+    with mock.patch.object(lab.contoso, "generate_contoso", generate):
         return run_demo(ctx, customers=size, seed=SEED, as_of=AS_OF)
 
 

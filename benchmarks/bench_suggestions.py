@@ -153,7 +153,8 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
     from cohortlake.lake import Lake
     from cohortlake.measures import compute_measures
     from suggestions.model import load_suggestion_runs
-    from suggestions.run import _mine, _profile, customer_base
+    from suggestions.profile import customer_base, profile_customers
+    from suggestions.run import _mine
 
     ensure_lake(spark, workdir, size)
     source = Lake(spark, lake_root(workdir, size))
@@ -177,7 +178,7 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
         results: list[Any] = []
 
         def mine(run_def: Any = run_def, base: Any = base, results: list[Any] = results) -> None:
-            results.append(_mine(ctx, run_def, base, _profile(run_def, base), dt_now()))
+            results.append(_mine(ctx, run_def, base, profile_customers(run_def, base), dt_now()))
 
         ours_s = time_call(mine, repeat=REPEAT, warmup=1)
         result = results[-1]

@@ -12,7 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from cohortlake.config import load_document, pydantic_problems
 from cohortlake.errors import InputError, Problem
@@ -70,6 +78,16 @@ class ProfileSpec(BaseModel):
     entity: str = "Customer"
     key: str = "CustomerId"
     attributes: dict[str, AttributeSpec]
+
+    @field_validator("entity", "key")
+    @classmethod
+    def _name(cls, v: str, info: ValidationInfo) -> str:
+        # The entity names a table folder and the key a column: no paths, no blanks.
+        if not _NAME.match(v):
+            raise ValueError(
+                f"{info.field_name} {v!r} must start with a letter and hold letters, digits or _"
+            )
+        return v
 
     @field_validator("attributes")
     @classmethod
@@ -290,7 +308,7 @@ def _validate_measures(model: _CatalogModel, file: str) -> list[Problem]:
                     )
                 )
         if m.where is not None:
-            from segmentation.validate import validate_entity_condition
+            from cohortlake.conditions.validate import validate_entity_condition
 
             problems.extend(
                 validate_entity_condition(m.where, cat, found[0], file, f"{base}.where")

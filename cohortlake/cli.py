@@ -33,13 +33,16 @@ __all__ = [
 
 log = logging.getLogger("cohortlake")
 
+# The sub-commands' modules, from the lab's down: the CLI is where the layers meet, so it
+# names the packages above the runtime by module name only (imported when the CLI starts).
 _COMMAND_MODULES = (
+    "lab.cli",
     "cohortlake.commands",
     "segmentation.cli",
     "insights.cli",
+    "insights.sketch_cli",
     "expansion.cli",
     "suggestions.cli",
-    "cohortlake.demo",
 )
 
 

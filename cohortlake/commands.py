@@ -1,9 +1,8 @@
-"""Runtime sub-commands: ``generate`` (Contoso data), ``measures`` and ``validate``."""
+"""Runtime sub-commands: ``measures`` and ``validate``; argument types the others share."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 
 from cohortlake.context import parse_as_of
@@ -32,32 +31,6 @@ def seed_int(text: str) -> int:
     if not -(2**63) <= value < 2**63:
         raise argparse.ArgumentTypeError(f"must fit in 64 bits: {text!r}")
     return value
-
-
-def _date(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an ISO date: {text!r}") from None
-
-
-def _generate(args: argparse.Namespace) -> int:
-    from cohortlake.cli import context_from_args
-    from cohortlake.contoso import generate_contoso
-
-    ctx = context_from_args(args)
-    counts = generate_contoso(
-        ctx.spark,
-        ctx.lake,
-        customers=args.customers,
-        seed=args.seed,
-        end=args.end,
-        purchases_per_customer=args.purchases_per_customer,
-    )
-    print(
-        f"generated {counts.get('Customer', 0):,} customers and {counts.get('Purchases', 0):,} purchases in {ctx.root}"
-    )
-    return 0
 
 
 def _measures(args: argparse.Namespace) -> int:
@@ -103,32 +76,6 @@ def _validate(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     from cohortlake.cli import add_command, add_common
-    from cohortlake.contoso import DEFAULT_END, DEFAULT_PURCHASES_PER_CUSTOMER
-
-    p = add_command(
-        sub,
-        "generate",
-        "generate the Contoso Coffee lakehouse (profile and purchases)",
-        "Writes <root>/profile/Customer and <root>/activity/Purchases as Delta tables, "
-        "the same for the same seed.",
-        ["cohortlake generate --customers 5000 --seed 42", "cohortlake generate --root /tmp/lake"],
-    )
-    p.add_argument(
-        "--customers", type=positive_int, default=5000, help="number of customers (default 5000)"
-    )
-    p.add_argument("--seed", type=seed_int, default=42, help="random seed (default 42)")
-    p.add_argument(
-        "--end", type=_date, default=DEFAULT_END, help=f"last purchase date (default {DEFAULT_END})"
-    )
-    p.add_argument(
-        "--purchases-per-customer",
-        dest="purchases_per_customer",
-        type=float,
-        default=DEFAULT_PURCHASES_PER_CUSTOMER,
-        help=f"mean purchases per customer (default {DEFAULT_PURCHASES_PER_CUSTOMER}; benchmarks use 20)",
-    )
-    add_common(p)
-    p.set_defaults(handler=_generate)
 
     p = add_command(
         sub,

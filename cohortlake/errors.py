@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 __all__ = ["CohortlakeError", "InputError", "Problem", "RunFailure"]
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
 @dataclass(frozen=True, order=True)
@@ -17,7 +20,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}: {self.path}" if self.path else self.file
-        return f"{where}: {self.reason}"
+        # One line whatever a file name or value holds: control characters as escapes.
+        return _CONTROL.sub(lambda m: repr(m.group())[1:-1], f"{where}: {self.reason}")
 
 
 class CohortlakeError(Exception):
@@ -36,7 +40,7 @@ class InputError(CohortlakeError):
             problems = [Problem(file, path, problems)]
         elif isinstance(problems, Problem):
             problems = [problems]
-        self.problems: list[Problem] = list(problems)
+        self.problems: list[Problem] = list(dict.fromkeys(problems))  # each problem once
         super().__init__("\n".join(str(p) for p in self.problems))
 
 

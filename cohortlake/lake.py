@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import functools
 import json
 import logging
-import os
-import random
 import re
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import urlparse
+from typing import Any
 
-from delta import exceptions as delta_errors
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from cohortlake.commits import CONFLICTS, Created, retry_conflicts, table_lock
 from cohortlake.errors import InputError, RunFailure
 
 __all__ = [
@@ -46,19 +40,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_T = TypeVar("_T")
-
-# Another writer committed first; the losing commit wrote nothing visible and may be retried.
-_CONFLICTS: tuple[type[Exception], ...] = (
-    delta_errors.ConcurrentAppendException,
-    delta_errors.ConcurrentDeleteDeleteException,
-    delta_errors.ConcurrentDeleteReadException,
-    delta_errors.ConcurrentTransactionException,
-    delta_errors.ConcurrentWriteException,
-    delta_errors.DeltaConcurrentModificationException,
-    delta_errors.MetadataChangedException,
-    delta_errors.ProtocolChangedException,
-)
 _USER_METADATA = "spark.databricks.delta.commitInfo.userMetadata"
 
 OUTPUT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,127}$")
@@ -266,7 +247,7 @@ class Lake:
                 writer.save(path)
             return self._version_after_write(path, metadata)
 
-        return _retry_conflicts(path, write)
+        return retry_conflicts(path, write)
 
     def _version_after_write(self, path: str, metadata: str | None = None) -> int:
         """The version this process just committed: found by its metadata when it has one,
@@ -312,7 +293,7 @@ class Lake:
         it only states the final membership. Call inside ``commit_metadata(run_id)``.
         """
         members_count = count if count is not None else members.count()
-        return _retry_conflicts(
+        return retry_conflicts(
             path, lambda: self._replace_once(members, path, key, run_id, members_count)
         )
 
@@ -331,7 +312,7 @@ class Lake:
                     )
             except AnalysisException as exc:
                 if self.exists(path):  # created by a concurrent run in the meantime
-                    raise _Created(str(exc)) from exc
+                    raise Created(str(exc)) from exc
                 raise
             return Replaced(self._version_after_write(path, run_id), count, count, 0)
         target = DeltaTable.forPath(self.spark, path)
@@ -460,76 +441,8 @@ class Lake:
         try:
             with table_lock(path):
                 DeltaTable.forPath(self.spark, path).optimize().executeCompaction()
-        except _CONFLICTS as exc:  # a concurrent compaction got there first
+        except CONFLICTS as exc:  # a concurrent compaction got there first
             log.info("compaction of %s left to a concurrent one: %s", path, type(exc).__name__)
-
-
-_held = threading.local()
-
-
-@contextlib.contextmanager
-def table_lock(path: str) -> Iterator[None]:
-    """Hold an exclusive lock on the Delta table at ``path`` against other processes.
-
-    Delta's commit is a put-if-absent of the next ``_delta_log/<version>.json``. On a
-    local file system Hadoop does it as "check that the file is absent, then rename":
-    two processes committing the same version at once can both pass the check, and the
-    commit file and its ``.crc`` checksum are renamed separately. One concurrent first
-    run of two (creating ``segment_runs``) left one process's commit under the other's
-    checksum, and the table then failed to read. So on a local path every commit of
-    this module holds a POSIX advisory lock (``flock``) on ``.<table>.lock`` beside the
-    table; writers of different tables never wait for each other. Re-entrant in a
-    thread. Other stores rely on their Delta LogStore's own put-if-absent.
-    """
-    parsed = urlparse(path)
-    if parsed.scheme not in ("", "file"):
-        yield
-        return
-    local = os.path.abspath(parsed.path if parsed.scheme else path).rstrip("/")
-    held: dict[str, int] = _held.__dict__.setdefault("paths", {})
-    if held.get(local):
-        held[local] += 1
-        try:
-            yield
-        finally:
-            held[local] -= 1
-        return
-    parent, name = os.path.split(local)
-    os.makedirs(parent, exist_ok=True)
-    fd = os.open(os.path.join(parent, f".{name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        held[local] = 1
-        try:
-            yield
-        finally:
-            held.pop(local, None)
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-class _Created(Exception):
-    """The table appeared while this run was creating it (a concurrent first run)."""
-
-
-_RETRYABLE: tuple[type[Exception], ...] = (*_CONFLICTS, _Created)
-
-
-def _retry_conflicts(path: str, commit: Callable[[], _T], attempts: int = 6) -> _T:
-    """Run a commit, retrying with jittered backoff when a concurrent commit won."""
-    for attempt in range(1, attempts + 1):
-        try:
-            return commit()
-        except _RETRYABLE as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if attempt == attempts:
-                raise RunFailure(
-                    f"{path}: gave up after {attempts} concurrent-commit conflicts ({reason})"
-                ) from exc
-            log.warning("%s: concurrent commit (%s), retry %d", path, type(exc).__name__, attempt)
-            time.sleep(min(4.0, 0.2 * 2**attempt) * random.uniform(0.5, 1.5))
-    raise AssertionError("unreachable")
 
 
 def _quote(name: str) -> str:

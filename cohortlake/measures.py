@@ -18,12 +18,12 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from cohortlake.catalog import Catalog
+from cohortlake.conditions.compile import aggregate
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
 
 __all__ = [
     "activity_measures",
-    "aggregate",
     "compute_measures",
     "measure_frame",
     "measures_by_source",
@@ -47,8 +47,8 @@ _ZERO_WHEN_EMPTY = ("count", "count_distinct", "sum")
 
 def _value(catalog: Catalog, name: str, as_of: dt.datetime) -> Column:
     """The per-row value a measure aggregates: its attribute (1 for counts), null outside ``where``."""
-    from segmentation.compile import compile_entity_condition
-    from segmentation.validate import parse_entity_condition
+    from cohortlake.conditions.compile import compile_entity_condition
+    from cohortlake.conditions.validate import parse_entity_condition
 
     m = catalog.measures[name]
     value = F.col(catalog.activity_attribute(m.source, m.attribute)[0]) if m.attribute else F.lit(1)  # type: ignore[index]
@@ -58,35 +58,6 @@ def _value(catalog: Catalog, name: str, as_of: dt.datetime) -> Column:
         )
         value = F.when(compile_entity_condition(node, as_of), value)
     return value
-
-
-def _distinct_count(value: Column) -> Column:
-    """``count(DISTINCT value)`` as the size of the per-customer set of values.
-
-    Spark plans ``count_distinct`` next to other aggregates by grouping on (customer,
-    value) first, so every measure's buffers travel through a shuffle of about one row
-    per customer and distinct value. The set keeps the aggregation one ``groupBy``:
-    with the 10-measure CDP catalog at 1M customers (``benchmarks/bench_measures.py``'s
-    set) the one pass took 15.4-20.2 s instead of 22.1-23.4 s, three runs each in turns,
-    with equal values. Nulls are left out of the set, as ``count_distinct`` leaves them out.
-    """
-    return F.size(F.collect_set(value)).cast("long")
-
-
-def aggregate(agg: str, value: Column) -> Column:
-    """The catalog's and the segment language's aggregations (``count`` … ``max``) of ``value``.
-
-    Measures and related-entity conditions share it, so ``count_distinct`` costs one
-    ``groupBy`` in both (``_distinct_count``).
-    """
-    return {
-        "count": F.count,
-        "count_distinct": _distinct_count,
-        "sum": F.sum,
-        "avg": F.avg,
-        "min": F.min,
-        "max": F.max,
-    }[agg](value)
 
 
 def activity_measures(

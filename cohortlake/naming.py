@@ -8,21 +8,64 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, StringConstraints
 
 from cohortlake.config import load_document
 from cohortlake.errors import InputError, Problem
 
 __all__ = [
     "DEFINITION_KINDS",
+    "MAX_NAME",
+    "DefinitionName",
     "definition_files",
     "derive_output_name",
+    "name_problem",
     "read_definition_files",
     "registered_outputs",
 ]
 
 DEFINITION_KINDS = ("segments", "insights", "expansions", "suggestions")
+MAX_NAME = 200
 _WORD = re.compile(r"[^\W_]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def name_problem(name: Any) -> str | None:
+    """Why ``name`` is no definition name, or None: one rule for every kind of definition.
+
+    A name is shown in reports and gives the output name, so two names that differ only
+    by a trailing space or line break (the same output) are refused, as are control
+    characters.
+    """
+    if name is None:
+        return "must be a string, got null"
+    if not isinstance(name, str) or not name.strip():
+        shown = repr(name) if len(repr(name)) <= 60 else repr(name)[:57] + "..."
+        return f"expected a name, got {shown}"
+    if len(name) > MAX_NAME:
+        return f"name is {len(name)} characters; at most {MAX_NAME}"
+    if name != name.strip():
+        return f"name {name!r} starts or ends with a space or a line break"
+    if _CONTROL.search(name):
+        return f"name {name!r} holds a control character (a line break or a tab)"
+    return None
+
+
+def _checked_name(value: Any) -> Any:
+    # Empty, too long or not text: the field's own rules say it (pydantic's words).
+    if value is None or (isinstance(value, str) and value.strip() and len(value) <= MAX_NAME):
+        reason = name_problem(value)
+        if reason:
+            raise ValueError(reason)
+    return value
+
+
+# The ``name`` of an insight, expansion or suggestion definition (pydantic models).
+DefinitionName = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_NAME), BeforeValidator(_checked_name)
+]
 
 
 def derive_output_name(name: str) -> str:
@@ -41,10 +84,13 @@ def definition_files(folder: Path) -> list[Path]:
     """YAML and JSON files of a definitions folder, in name order."""
     if not folder.is_dir():
         return []
+    # A folder or a device under a definition's name is reported (load_document), not
+    # skipped; hidden entries (an editor's lock files) are left alone.
     return sorted(
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in (".yaml", ".yml", ".json") and p.is_file()
+        if p.suffix.lower() in (".yaml", ".yml", ".json")
+        and (p.is_file() or (not p.name.startswith(".") and p.exists()))
     )
 
 
@@ -93,8 +139,8 @@ def registered_outputs(
                     continue
                 output = doc.get("output")
                 if not isinstance(output, str) or not output:
-                    name = doc.get("name")
-                    output = derive_output_name(name) if isinstance(name, str) else ""
+                    name = doc.get("name")  # a bad name is its kind's to report
+                    output = derive_output_name(str(name)) if not name_problem(name) else ""
                 if not output:
                     continue
                 prior = seen.get(output.lower())

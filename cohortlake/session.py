@@ -64,7 +64,11 @@ def _launcher_settings() -> set[str]:
 
 
 def _spark_log_level() -> str:
-    """Spark's console level: errors only unless the CLI asked for -v (WARN) or -vv (INFO)."""
+    """Spark's console level: none unless the CLI asked for -v (WARN) or -vv (INFO).
+
+    A failure reaches the user as the CLI's one line (``failed: COMMAND: cause``); Spark's
+    own ERROR records would print the Java stack traces before it.
+    """
     chosen = os.environ.get("COHORTLAKE_SPARK_LOG_LEVEL")
     if chosen:
         return chosen
@@ -74,7 +78,7 @@ def _spark_log_level() -> str:
         if ours.isEnabledFor(logging.DEBUG)
         else "WARN"
         if ours.isEnabledFor(logging.INFO)
-        else "ERROR"
+        else "OFF"
     )
 
 
@@ -148,7 +152,8 @@ def get_spark(
     user = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (conf or {}).items()}
     submitted = _launched_by_spark_submit()
     if not submitted:
-        settings["spark.master"] = master or user.pop("spark.master", None) or "local[*]"
+        configured = user.pop("spark.master", None)  # else it would override --master below
+        settings["spark.master"] = master or configured or "local[*]"
         if "spark.jars.packages" not in user and "spark.jars" not in user:
             jars = jar_files()
             if not jars:

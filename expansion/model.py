@@ -28,6 +28,7 @@ from cohortlake.config import pydantic_problems
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
 from cohortlake.naming import (
+    DefinitionName,
     derive_output_name,
     read_definition_files,
     registered_outputs,
@@ -72,7 +73,7 @@ class _PoolSegment(BaseModel):
 class _Definition(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: DefinitionName
     output: str | None = None
     description: str | None = None
     source: str = Field(min_length=1)

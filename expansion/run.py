@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.lake import SegmentRun, new_run_id
+from cohortlake.sketches import record_published_sketch
 from expansion.features import BLOCK, ID, fit_encoding, z_columns
 from expansion.model import MIN_SOURCE_MEMBERS, Expansion, load_expansions
 from expansion.quality import (
@@ -225,6 +226,7 @@ def run_expansion(ctx: Context, exp: Expansion, as_of: dt.datetime) -> Expansion
                 members, output=exp.output, name=exp.name, type="expansion", run_id=run_id, as_of=as_of,
                 definition_hash=exp.definition_hash(), key=key,
             )  # fmt: skip
+            record_published_sketch(ctx.lake, run, key)
             log.info(
                 "expansion %s: scored and published in %.1f s", exp.output, time.perf_counter() - t0
             )

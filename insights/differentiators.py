@@ -28,14 +28,12 @@ p-value from the value counts.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from scipy import stats
 
 from cohortlake.catalog import FieldRef
 from insights.distributions import (
@@ -48,6 +46,7 @@ from insights.distributions import (
     numeric_rows,
     top_categories,
 )
+from insights.significance import chi_square_p, mann_whitney_p
 from insights.values import field_names, is_numeric, long_values
 
 __all__ = [
@@ -99,20 +98,6 @@ class Differentiators:
 
     scores: list[FieldScore]
     distributions: list[DistRow]
-
-
-def mann_whitney_p(u_primary: float, n1: int, n2: int, ties: float) -> float | None:
-    """Two-sided asymptotic Mann–Whitney p-value with tie and continuity correction."""
-    if n1 == 0 or n2 == 0:
-        return None
-    n = n1 + n2
-    u = max(u_primary, n1 * n2 - u_primary)
-    mu = n1 * n2 / 2.0
-    var = n1 * n2 / 12.0 * ((n + 1) - (ties / (n * (n - 1)) if n > 1 else 0.0))
-    if var <= 0:
-        return 1.0
-    z = (u - mu - 0.5) / math.sqrt(var)
-    return float(min(max(2.0 * stats.norm.sf(z), 0.0), 1.0))
 
 
 def _side_counts(sides: DataFrame, fields: tuple[FieldRef, ...]) -> DataFrame:
@@ -239,7 +224,7 @@ def _categorical_on_driver(
             for a, b in cats.values():
                 e_p, e_o = (a + b) * n_p / n, (a + b) * n_o / n
                 chi2 += (a - e_p) ** 2 / e_p + (b - e_o) ** 2 / e_o
-            p = float(stats.chi2.sf(chi2, len(cats) - 1)) if len(cats) > 1 else 1.0
+            p = chi_square_p(chi2, len(cats))
         scores.append(
             FieldScore(
                 f.name, f.display, f.type, "categorical", score, None, tvd, p, "chi_square",
@@ -495,7 +480,7 @@ def _categorical_scores(
             tvd, chi2, k = found[f.name]
             tvd = min(max(tvd, 0.0), 1.0)
             score = 0.5 + tvd / 2.0
-            p = float(stats.chi2.sf(chi2, k - 1)) if k > 1 else 1.0
+            p = chi_square_p(chi2, k)
         out.append(
             FieldScore(
                 f.name, f.display, f.type, "categorical", score, None, tvd, p, "chi_square",

@@ -16,6 +16,12 @@ A file holds one definition or a list of them under ``insights:``::
     compare_to: CustomersFromCalifornia   # a segment, or all_others (the default)
     fields: [RewardPoints, LifetimeSpend] # default: every non-personal attribute and measure
 
+    name: Catalogue overlap
+    kind: estimated_overlap        # from the segments' theta sketches (insights.theta)
+    segments: all                  # or a list of 2 or more output names
+    with: HighValueOnlineCustomers # optional: only this segment against every other
+    top: 50                        # optional: the best 50 pairs; by: shared (default) | jaccard
+
 Segment names match the output names of ``conf/segments`` and ``conf/expansions``
 ignoring case; field names match catalog names or display names ignoring case.
 """
@@ -33,6 +39,7 @@ from cohortlake.config import pydantic_problems
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
 from cohortlake.naming import (
+    DefinitionName,
     derive_output_name,
     read_definition_files,
     registered_outputs,
@@ -43,6 +50,7 @@ __all__ = [
     "DISTRIBUTIONS_SUFFIX",
     "MAX_SEGMENTS",
     "DifferentiatorsDefinition",
+    "EstimatedOverlapDefinition",
     "InsightDefinition",
     "OverlapDefinition",
     "load_insights",
@@ -64,7 +72,7 @@ _KIND_NOUN = {
 class _Base(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: DefinitionName
     output: str | None = None
     description: str | None = None
 
@@ -87,6 +95,14 @@ class _DifferentiatorsModel(_Base):
     primary: str
     compare_to: str = ALL_OTHERS
     fields: list[str] | None = None
+
+
+class _EstimatedOverlapModel(_Base):
+    kind: Literal["estimated_overlap"]
+    segments: list[str] | Literal["all"] = "all"
+    with_: str | None = Field(default=None, alias="with")
+    top: int | None = Field(default=None, ge=1)
+    by: Literal["shared", "jaccard"] = "shared"
 
 
 @dataclass(frozen=True)
@@ -120,7 +136,23 @@ class DifferentiatorsDefinition:
         return self.output + DISTRIBUTIONS_SUFFIX
 
 
-InsightDefinition = OverlapDefinition | DifferentiatorsDefinition
+@dataclass(frozen=True)
+class EstimatedOverlapDefinition:
+    """Pairwise overlap estimated from sketches: ``segments`` None means every segment."""
+
+    name: str
+    output: str
+    segments: tuple[str, ...] | None
+    with_: str | None
+    top: int | None
+    by: str
+    file: str
+    description: str | None = None
+    kind: str = "estimated_overlap"
+    fields: tuple[FieldRef, ...] = ()
+
+
+InsightDefinition = OverlapDefinition | DifferentiatorsDefinition | EstimatedOverlapDefinition
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:
@@ -226,6 +258,8 @@ def validate_insight(
         model_cls = _OverlapModel
     elif kind == "differentiators":
         model_cls = _DifferentiatorsModel
+    elif kind == "estimated_overlap":
+        model_cls = _EstimatedOverlapModel
     else:
         reason = "required key is missing" if kind is None else f"unknown kind {kind!r}"
         return None, [
@@ -239,6 +273,8 @@ def validate_insight(
         return None, [Problem(p.file, _at(prefix, p.path), p.reason) for p in problems]
     check = _Checker(catalog, registry, file, prefix)
     output = check.output(model)
+    if isinstance(model, _EstimatedOverlapModel):
+        return _estimated(model, check, output, file)
     if isinstance(model, _OverlapModel):
         segments: list[str] = []
         for i, ref in enumerate(model.segments):
@@ -284,6 +320,28 @@ def validate_insight(
     return DifferentiatorsDefinition(
         model.name, output, primary, other, fields, file, model.description
     ), []
+
+
+def _estimated(
+    model: _EstimatedOverlapModel, check: _Checker, output: str | None, file: str
+) -> tuple[InsightDefinition | None, list[Problem]]:
+    segments: list[str] | None = None
+    if isinstance(model.segments, list):
+        if len(model.segments) < 2:
+            check.problem(
+                "segments", f"name 2 or more segments or 'all', got {len(model.segments)}"
+            )
+        found = [check.segment(ref, f"segments[{i}]") for i, ref in enumerate(model.segments)]
+        segments = list(dict.fromkeys(s for s in found if s is not None))
+    with_ = check.segment(model.with_, "with") if model.with_ is not None else None
+    if with_ is not None and segments is not None and with_ not in segments:
+        segments.append(with_)
+    if check.problems or output is None:
+        return None, check.problems
+    return EstimatedOverlapDefinition(
+        model.name, output, None if segments is None else tuple(segments), with_,
+        model.top, model.by, file, model.description,
+    ), []  # fmt: skip
 
 
 def load_insights(conf_dir: str | Path, catalog: Catalog) -> list[InsightDefinition]:

@@ -53,11 +53,13 @@ from insights.distributions import DistRow
 from insights.model import (
     ALL_OTHERS,
     DifferentiatorsDefinition,
+    EstimatedOverlapDefinition,
     InsightDefinition,
     OverlapDefinition,
     load_insights,
 )
 from insights.overlap import ALL_GROUP, Overlap, region_rows, segment_overlap
+from insights.sketch_insight import run_estimated_overlap
 from insights.values import customer_rows
 
 __all__ = [
@@ -135,6 +137,8 @@ def _select(
 def _segments_of(d: InsightDefinition) -> list[str]:
     if isinstance(d, OverlapDefinition):
         return list(d.segments)
+    if isinstance(d, EstimatedOverlapDefinition):
+        return []  # reads sketches only (checked when it runs)
     return [d.primary] + ([d.compare_to] if d.compare_to else [])
 
 
@@ -186,6 +190,10 @@ def run_insights(
         run_id = new_run_id()
         if isinstance(d, OverlapDefinition):
             result = _run_overlap(ctx, lake, d, run_id, when, charts)
+        elif isinstance(d, EstimatedOverlapDefinition):
+            folder = _reports_folder(lake, d.output) if charts else None
+            tables, made, _ = run_estimated_overlap(ctx, d, run_id, when, folder)
+            result = InsightResult(d.output, d.name, d.kind, run_id, tables, made)
         else:
             result = _run_differentiators(ctx, lake, d, run_id, when, charts)
         log.info(

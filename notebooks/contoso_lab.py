@@ -134,8 +134,8 @@ spark = ctx.spark  # the active session on Databricks; a local Delta-enabled one
 
 # COMMAND ----------
 
-from cohortlake.contoso import generate_contoso
 from cohortlake.measures import compute_measures
+from lab.contoso import generate_contoso
 
 if GENERATE:
     print(generate_contoso(spark, ctx.lake, customers=CUSTOMERS, seed=42))
@@ -267,6 +267,6 @@ else:
 
 # COMMAND ----------
 
-from cohortlake.report import write_report
+from lab.report import write_report
 
 print("report:", write_report(ctx))

@@ -1,6 +1,6 @@
 """Build what ``spark-submit`` needs into one folder (``make dist``).
 
-* ``cohortlake.zip``: the packages ``cohortlake``, ``segmentation``, ``insights``,
+* ``cohortlake.zip``: the packages ``cohortlake``, ``segmentation``, ``insights``, ``lab``,
   ``expansion`` and ``suggestions`` (pure Python, imported from the zip by ``--py-files``);
 * ``jobs/``: the entry points, one per command, to pass as the application file;
 * ``cohortlake-<version>-py3-none-any.whl``: the same packages for ``pip install``
@@ -22,7 +22,7 @@ from pathlib import Path
 __all__ = ["PACKAGES", "build_wheel", "build_zip", "copy_jobs", "main"]
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("cohortlake", "segmentation", "insights", "expansion", "suggestions")
+PACKAGES = ("cohortlake", "segmentation", "insights", "expansion", "suggestions", "lab")
 ZIP_NAME = "cohortlake.zip"
 _PACKAGING = ("pyproject.toml", "setup.cfg", "README.md", "LICENSE")
 _EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold

@@ -111,10 +111,12 @@ def _preview(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from cohortlake.cli import context_from_args
     from cohortlake.lake import check_output_name
+    from cohortlake.outputs import check_user_output
     from segmentation.export import export_segment
 
     check_output_name(args.segment, "segment")
     ctx = context_from_args(args)
+    check_user_output(args.out, ctx.root, args.replace, folder=args.folder)  # before Spark
     ctx.check_tables(profile=False, segments=[args.segment])
     done = export_segment(
         ctx,
@@ -123,6 +125,7 @@ def _export(args: argparse.Namespace) -> int:
         _split(args.columns),
         include_personal=args.include_personal,
         folder=args.folder,
+        replace=args.replace,
     )
     print(
         f"exported {done.rows:,} rows of {args.segment} ({', '.join(done.columns)}) to {done.path}"
@@ -213,8 +216,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         sub,
         "export",
         "export a segment to CSV (formula-safe; personal data only when asked)",
-        "Writes one CSV file (or a folder of parts with --folder). Personal columns are left\n"
-        "out unless --include-personal.",
+        "Writes one CSV file (or a folder of parts with --folder) outside the lakehouse; an\n"
+        "existing one only with --replace. Personal columns are left out unless\n"
+        "--include-personal.",
         ["cohortlake export SummerPromotion --out summer.csv --columns PostCode,LifetimeSpend"],
     )
     p.add_argument("segment", help="segment output name")
@@ -230,6 +234,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--folder", action="store_true", help="write a folder of CSV parts (large segments)"
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="overwrite an existing file (or an earlier export's folder)",
     )
     add_common(p)
     p.set_defaults(handler=_export)

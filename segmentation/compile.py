@@ -9,21 +9,25 @@ Values reach Spark only as literals (``F.lit``), never as SQL text.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cohortlake.catalog import Catalog
+from cohortlake.conditions.compile import (
+    aggregate,
+    compile_entity_condition,
+    fold,
+    leaf_test,
+    window_start,
+)
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
-from cohortlake.measures import aggregate
 from segmentation.model import (
     All,
     AnyOf,
@@ -32,102 +36,12 @@ from segmentation.model import (
     Not,
     RelatedLeaf,
     SegmentLeaf,
-    Window,
     canonical,
 )
 
 __all__ = ["CustomerFrame", "compile_entity_condition", "leaf_test", "window_start"]
 
 log = logging.getLogger(__name__)
-
-
-def window_start(as_of: dt.datetime, window: Window) -> dt.datetime:
-    """``as_of`` minus ``n`` units: days are 24 h, weeks 7 days, months and years calendar
-    steps with the day clamped to the month's end (2024-03-31 minus 1 month is 2024-02-29)."""
-    if window.unit == "days":
-        return as_of - dt.timedelta(days=window.n)
-    if window.unit == "weeks":
-        return as_of - dt.timedelta(weeks=window.n)
-    months = window.n * (12 if window.unit == "years" else 1)
-    total = as_of.year * 12 + (as_of.month - 1) - months
-    year, month0 = divmod(total, 12)
-    if year < 1:
-        return dt.datetime(1, 1, 1, tzinfo=as_of.tzinfo)
-    day = min(as_of.day, calendar.monthrange(year, month0 + 1)[1])
-    return as_of.replace(year=year, month=month0 + 1, day=day)
-
-
-def _lit(value: Any) -> Column:
-    return F.lit(value)
-
-
-def leaf_test(column: Column, leaf: AttributeLeaf, as_of: dt.datetime) -> Column:
-    """The leaf's test on ``column``; null-safe (false on null) except for is_null."""
-    op, value = leaf.op, leaf.value
-    if op == "is_null":
-        return column.isNull()
-    if op == "is_not_null":
-        return column.isNotNull()
-    c = column
-    if leaf.ignore_case:
-        c = F.lower(c)
-
-    def v(x: Any) -> Column:
-        return F.lower(_lit(x)) if leaf.ignore_case else _lit(x)
-
-    if op == "eq":
-        test = c == v(value)
-    elif op == "ne":
-        test = c != v(value)
-    elif op == "gt":
-        test = c > v(value)
-    elif op == "gte":
-        test = c >= v(value)
-    elif op == "lt":
-        test = c < v(value)
-    elif op == "lte":
-        test = c <= v(value)
-    elif op == "between":
-        test = (c >= v(value[0])) & (c <= v(value[1]))
-    elif op in ("in", "not_in"):
-        test = c.isin([v(x) for x in value])
-        if op == "not_in":
-            test = ~test
-    elif op == "contains":
-        test = c.contains(v(value))
-    elif op == "not_contains":
-        test = ~c.contains(v(value))
-    elif op == "starts_with":
-        test = c.startswith(v(value))
-    elif op == "ends_with":
-        test = c.endswith(v(value))
-    elif op == "in_last":
-        instant = c.cast("timestamp") if leaf.type == "date" else c
-        test = (instant >= _lit(window_start(as_of, value))) & (instant <= _lit(as_of))
-    else:  # pragma: no cover - validation rejects unknown operators
-        raise ValueError(f"unknown operator {op}")
-    return F.coalesce(test, F.lit(False))
-
-
-def compile_entity_condition(node: Node, as_of: dt.datetime) -> Column:
-    """A condition over one entity's own columns (related leaves' ``where``, measure filters)."""
-    match node:
-        case All(children):
-            return _fold([compile_entity_condition(c, as_of) for c in children], "and")
-        case AnyOf(children):
-            return _fold([compile_entity_condition(c, as_of) for c in children], "or")
-        case Not(child):
-            return ~compile_entity_condition(child, as_of)
-        case AttributeLeaf():
-            return leaf_test(F.col(node.column), node, as_of)
-    raise ValueError(f"{type(node).__name__} is not allowed in an entity condition")
-
-
-def _fold(cols: list[Column], how: str) -> Column:
-    out = cols[0]
-    for c in cols[1:]:
-        out = (out & c) if how == "and" else (out | c)
-    return out
 
 
 @dataclass
@@ -172,9 +86,9 @@ class CustomerFrame:
     def condition(self, node: Node) -> Column:
         match node:
             case All(children):
-                return _fold([self.condition(c) for c in children], "and")
+                return fold([self.condition(c) for c in children], "and")
             case AnyOf(children):
-                return _fold([self.condition(c) for c in children], "or")
+                return fold([self.condition(c) for c in children], "or")
             case Not(child):
                 return ~self.condition(child)
             case AttributeLeaf():
@@ -206,7 +120,7 @@ class CustomerFrame:
         if leaf.within is not None:
             start = window_start(self.as_of, leaf.within)
             t = F.col(leaf.event_time).cast("timestamp")
-            rows = rows & F.coalesce((t >= _lit(start)) & (t <= _lit(self.as_of)), F.lit(False))
+            rows = rows & F.coalesce((t >= F.lit(start)) & (t <= F.lit(self.as_of)), F.lit(False))
         agg, attr = leaf.having.agg, leaf.having.attribute
         value = F.col(attr) if attr else F.lit(1)
         picked = F.when(rows, value)
@@ -251,7 +165,7 @@ class CustomerFrame:
             if not lake.exists(path):
                 raise RunFailure(f"activity table missing: {path}")
             # Rows no leaf selects add nothing to any aggregate: drop them before the shuffle.
-            wanted = _fold([a.rows for a in aggs.values()], "or")
+            wanted = fold([a.rows for a in aggs.values()], "or")
             grouped = (
                 lake.read(path, pinned.get(f"activity/{entity}"))
                 .filter(wanted)

@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
@@ -25,6 +26,7 @@ from pyspark.sql.types import DataType, StringType
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.numbers import number_text
+from cohortlake.outputs import check_user_output, is_uri
 
 __all__ = ["FORMULA_PREFIXES", "Exported", "export_segment", "neutralise"]
 
@@ -86,6 +88,25 @@ def _columns(
     return [key, *[c for c in chosen if c != key]]
 
 
+class _HadoopFileSystem:
+    """``check_user_output``'s view of a cloud store, through the session's Hadoop client."""
+
+    def __init__(self, ctx: Context, path: str):
+        jvm = ctx.spark._jvm
+        assert jvm is not None, "a classic (not Connect) session"
+        self._path: Any = jvm.org.apache.hadoop.fs.Path
+        self._fs = self._path(path).getFileSystem(ctx.spark._jsc.hadoopConfiguration())
+
+    def exists(self, path: str) -> bool:
+        return bool(self._fs.exists(self._path(path)))
+
+    def is_dir(self, path: str) -> bool:
+        return bool(self._fs.getFileStatus(self._path(path)).isDirectory())
+
+    def names(self, path: str) -> list[str]:
+        return [str(s.getPath().getName()) for s in self._fs.listStatus(self._path(path))]
+
+
 def _shown(ctx: Context, name: str, dtype: DataType) -> Column:
     """The column as written: text neutralised, numbers as people write them."""
     if isinstance(dtype, StringType):
@@ -102,12 +123,17 @@ def export_segment(
     *,
     include_personal: bool = False,
     folder: bool = False,
+    replace: bool = False,
 ) -> Exported:
     """Write the segment's latest members to ``dest`` (one CSV file, or a folder of parts).
 
-    The row count comes from the same Delta snapshot the export reads (file statistics,
-    no extra pass over the data).
+    ``dest`` must lie outside the lakehouse, and an existing file or folder there is
+    replaced only with ``replace`` (``cohortlake.outputs``). The row count comes from the
+    same Delta snapshot the export reads (file statistics, no extra pass over the data).
     """
+    folder = folder or is_uri(dest)
+    fs = _HadoopFileSystem(ctx, dest) if is_uri(dest) and not dest.startswith("file:") else None
+    check_user_output(dest, ctx.root, replace, folder=folder, fs=fs)
     lake, key = ctx.lake, ctx.catalog.key
     path = lake.segment_path(output)
     if not lake.exists(path):
@@ -135,8 +161,9 @@ def export_segment(
     out = frame.select(
         *[_shown(ctx, f.name, f.dataType) for f in frame.select(*wanted).schema.fields]
     ).orderBy(key)
-    if folder or "://" in dest:
-        out.write.mode("overwrite").option("header", "true").csv(dest)
+    if folder:
+        mode = "overwrite" if replace else "errorifexists"
+        out.write.mode(mode).option("header", "true").csv(dest)
         log.info("exported %s to folder %s", output, dest)
         return Exported(dest, table.count(), tuple(out.columns))
     target = Path(dest)

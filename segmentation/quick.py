@@ -21,6 +21,7 @@ from cohortlake.config import load_document
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem
 from cohortlake.naming import registered_outputs
+from cohortlake.outputs import check_user_output
 from segmentation.compile import CustomerFrame
 from segmentation.model import ALIASES, OPERATORS, SegmentDefinition
 from segmentation.validate import parse_definitions
@@ -141,8 +142,9 @@ def quick_create(
     registry = registered_outputs(ctx.conf_dir)
     known = {k: v[0] for k, v in registry.items() if v[1] in ("segments", "expansions")}
     (definition,) = parse_definitions([("quick-create", raw)], ctx.catalog, known)
-    out_dir = out_dir or ctx.conf_path("segments")
-    path = out_dir / definition_file_name(definition.output)
+    path = (out_dir or ctx.conf_path("segments")) / definition_file_name(definition.output)
+    if out_dir is not None:  # a folder the user named; an existing file is --force's
+        check_user_output(path, ctx.root, replace=True, flag="--out")
     status = _status(path, definition, ctx, force, registry)
     lake = ctx.lake  # Columns are built through the session: start it (validation is done)
     frame = CustomerFrame(ctx.catalog, as_of or dt.datetime.now(dt.UTC))

@@ -26,6 +26,14 @@ from pyspark.sql import functions as F
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import SegmentRun, new_run_id
+from cohortlake.sketches import (
+    PROFILE,
+    SketchRow,
+    profile_sketch,
+    record_sketches,
+    sketch_agg,
+    sketched,
+)
 from segmentation.compile import CustomerFrame
 from segmentation.model import SegmentDefinition, segment_refs
 from segmentation.validate import load_definitions
@@ -136,11 +144,12 @@ def run_segments(
         as_of.isoformat(),
     )
     history = _last_runs(ctx)
+    drawn = sketched(ctx.lake)
     results: list[SegmentRun] = []
     for depth, level in enumerate(_levels(chosen)):
         started = time.perf_counter()
         published = {r.segment.lower(): r.table_version for r in results}
-        results += _run_level(ctx, level, as_of, run_id, options, history, published)
+        results += _run_level(ctx, level, as_of, run_id, options, history, published, drawn)
         log.info("level %d: %d segments in %.1fs", depth, len(level), time.perf_counter() - started)
     return results
 
@@ -153,6 +162,7 @@ def _run_level(
     options: RunOptions,
     history: dict[str, dict[str, object]],
     published: dict[str, int],
+    drawn: dict[str, int],
 ) -> list[SegmentRun]:
     lake = ctx.lake
     frame = CustomerFrame(ctx.catalog, as_of)
@@ -166,6 +176,7 @@ def _run_level(
     evaluate: list[SegmentDefinition] = []
     inputs: dict[str, str] = {}
     versions: dict[str, int | None] | None = None
+    sketches: list[SketchRow] = []
     for d in level:
         last = history.get(d.output.lower())
         path = lake.segment_path(d.output)
@@ -201,9 +212,15 @@ def _run_level(
     if evaluate:
         assert versions is not None, "looked up before the first definition to evaluate"
         results += _evaluate(
-            ctx, evaluate, frame, conditions, as_of, run_id, inputs, published, history, versions
-        )
+            ctx, evaluate, frame, conditions, as_of, run_id, inputs, published, history, versions,
+            drawn, sketches,
+        )  # fmt: skip
+        profile = versions["profile"]
+        if profile is not None and drawn.get(PROFILE) != profile:
+            sketches.append(profile_sketch(lake, ctx.catalog, run_id, profile))
     lake.record_runs(results)
+    record_sketches(lake, sketches)  # after the tables and the runs they name
+    drawn.update({s.segment.lower(): s.table_version for s in sketches})
     return results
 
 
@@ -271,6 +288,8 @@ def _evaluate(
     published: dict[str, int],
     history: dict[str, dict[str, object]],
     versions: dict[str, int | None],
+    drawn: dict[str, int],
+    sketches: list[SketchRow],
 ) -> list[SegmentRun]:
     """Evaluate a level's segments in one pass and publish each changed table in its own commit.
 
@@ -282,6 +301,9 @@ def _evaluate(
     Changed tables are published by a few threads at once: each commit is mostly
     driver-side Delta work that overlaps well with another commit's Spark tasks.
     Inputs are read at the versions ``versions`` names, so both passes see the same data.
+    Each published membership, and any kept one whose version has no sketch yet (``drawn``
+    holds the sketched versions), is sketched by the aggregation that fills the cache the
+    commits read: an unchanged nightly run sketches nothing. The rows go to ``sketches``.
     """
     lake, key = ctx.lake, ctx.catalog.key
     # A segment leaf reads the version this run published (or kept), not whatever a
@@ -322,10 +344,18 @@ def _evaluate(
                     checked_at, members[i], 0, 0, version,
                 )  # fmt: skip
         changed = [i for i in everything if i not in done]
-        if changed and cached is None:
-            cached = flags(changed).persist(StorageLevel.MEMORY_AND_DISK)
-            cached.count()  # evaluate once, before the publishing threads read it
+        unsketched = [i for i in done if drawn.get(defs[i].output.lower()) != done[i].table_version]
+        need = sorted(changed + unsketched)
+        if need and cached is None:
+            cached = flags(need).persist(StorageLevel.MEMORY_AND_DISK)
         rows = cached
+        drawings = None
+        if need:
+            assert rows is not None
+            # One aggregation: the sketches, and the cache evaluated before the threads read it.
+            drawings = rows.agg(
+                *[sketch_agg(F.when(F.col(f"__m{i}"), F.col(key))).alias(f"s{i}") for i in need]
+            ).first()
 
         def publish(i: int) -> SegmentRun:
             d = defs[i]
@@ -357,6 +387,13 @@ def _evaluate(
         workers = max(1, min(_PUBLISH_THREADS, len(changed)))
         with lake.commit_metadata(run_id), ThreadPoolExecutor(workers) as pool:
             done.update(zip(changed, pool.map(publish, changed), strict=True))
+        if drawings is not None:
+            sketches += [
+                SketchRow(
+                    defs[i].output, run_id, done[i].table_version, members[i], drawings[f"s{i}"]
+                )
+                for i in need
+            ]
     finally:
         if cached is not None:
             cached.unpersist(blocking=True)

@@ -19,6 +19,7 @@ from cohortlake.config import pydantic_problems
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
 from cohortlake.naming import (
+    DefinitionName,
     derive_output_name,
     read_definition_files,
     registered_outputs,
@@ -45,7 +46,7 @@ class SaveSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: DefinitionName
     output: str | None = None
     rank: int | None = Field(default=None, ge=1)
     direction: Literal["above", "below"] | None = None
@@ -56,7 +57,7 @@ class SuggestionSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    name: str = Field(min_length=1, max_length=200)
+    name: DefinitionName
     output: str | None = None
     description: str | None = None
     target: str = Field(min_length=1)

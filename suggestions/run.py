@@ -13,12 +13,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import math
 import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +29,24 @@ from cohortlake.context import Context, parse_as_of
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import new_run_id
 from cohortlake.tracking import tracked_run
+from suggestions.candidates import result_row, tree_candidates
 from suggestions.model import (
-    MAX_INFLUENCER_CATEGORIES,
-    MAX_TARGET_CATEGORIES,
     SuggestionRun,
     load_suggestion_runs,
 )
-from suggestions.refine import Seed, Survey, refine, survey
-from suggestions.rules import (
-    MISSING,
-    definition_json,
-    rules_definition,
-    rules_text,
+from suggestions.profile import (
+    Profile,
+    check_categories,
+    customer_base,
+    encode,
+    profile_customers,
 )
-from suggestions.stats import Candidate, Scored, categorical_stats, numeric_stats, select
+from suggestions.refine import survey
+from suggestions.stats import Candidate, categorical_stats, numeric_stats, select
 from suggestions.tracking import draw_chart, log_run, save_model
 from suggestions.tree import (
-    Feature,
     FittedTree,
     fit_tree,
-    path_rules,
-    provisional_cuts,
     rounding_map,
 )
 
@@ -113,18 +109,6 @@ class SuggestionResult:
     seconds: float = 0.0
 
 
-@dataclass
-class _Profile:
-    customers: int
-    known: int
-    target_min: float | None
-    target_max: float | None
-    target_mean: float | None
-    target_categories: int
-    features: list[Feature]
-    target_labels: tuple[str, ...] = ()
-
-
 def select_runs(
     runs: Sequence[SuggestionRun], outputs: Sequence[str] | None
 ) -> list[SuggestionRun]:
@@ -152,311 +136,8 @@ def select_runs(
     return chosen
 
 
-def customer_base(ctx: Context, run: SuggestionRun) -> DataFrame:
-    """One row per customer: the key, the target and the influencers under their catalog names."""
-    key = ctx.catalog.key
-    fields = [run.target, *run.influencers]
-    lake = ctx.lake
-    profile_cols = [f.name for f in fields if f.source == "profile"]
-    measure_cols = [f.name for f in fields if f.source == "measure"]
-    df = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols)
-    if measure_cols:
-        measures = lake.read(lake.measures_path()).select(key, *measure_cols)
-        df = df.join(measures, key, "left")
-    return df
-
-
-def _profile(run: SuggestionRun, base: DataFrame) -> _Profile:
-    t = F.col(run.target.name)
-    aggs = [F.count(F.lit(1)).alias("N"), F.count(t).alias("K")]
-    if run.numeric_target:
-        tc = t.cast("double")
-        aggs += [F.min(tc).alias("tmin"), F.max(tc).alias("tmax"), F.avg(tc).alias("tmean")]
-    else:
-        aggs += _labels(t, MAX_TARGET_CATEGORIES, "tcats", "tlabels")
-    for i, f in enumerate(run.influencers):
-        c = F.col(f.name)
-        if f.type in ("number", "integer"):
-            aggs += [F.min(c.cast("double")).alias(f"min{i}"), F.count(c).alias(f"nn{i}")]
-        else:
-            aggs += [
-                *_labels(c, MAX_INFLUENCER_CATEGORIES, f"cats{i}", f"labels{i}"),
-                F.count(c).alias(f"nn{i}"),
-            ]
-    r = base.agg(*aggs).first()
-    assert r is not None
-    n = int(r["N"])
-    feats: list[Feature] = []
-    for i, f in enumerate(run.influencers):
-        has_nulls = int(r[f"nn{i}"]) < n
-        if f.type in ("number", "integer"):
-            lo = r[f"min{i}"]
-            minimum = float(lo) if lo is not None else 0.0
-            sentinel = minimum - max(1.0, abs(minimum) * 0.01)
-            feats.append(
-                Feature(
-                    f.name, True, f"_f{i}", has_nulls=has_nulls, minimum=minimum, sentinel=sentinel
-                )
-            )
-        else:
-            # the tree's indexer and refinement's buckets use these (alphabetical, as encoded)
-            seen = list(r[f"labels{i}"] or [])
-            feats.append(
-                Feature(
-                    f.name,
-                    False,
-                    f"_f{i}",
-                    boolean=f.type == "boolean",
-                    has_nulls=has_nulls,
-                    labels=tuple(sorted([*seen, MISSING] if has_nulls else seen)),
-                    minimum=float(r[f"cats{i}"]),
-                )
-            )
-    return _Profile(
-        customers=n,
-        known=int(r["K"]),
-        target_min=float(r["tmin"]) if run.numeric_target and r["tmin"] is not None else None,
-        target_max=float(r["tmax"]) if run.numeric_target and r["tmax"] is not None else None,
-        target_mean=float(r["tmean"]) if run.numeric_target and r["tmean"] is not None else None,
-        target_categories=0 if run.numeric_target else int(r["tcats"]),
-        features=feats,
-        target_labels=() if run.numeric_target else tuple(sorted(r["tlabels"] or [])),
-    )
-
-
-def _labels(c: Column, limit: int, count: str, labels: str) -> list[Column]:
-    """The number of distinct values of ``c`` (as strings) and, up to ``limit`` of them, the values.
-
-    Nulls are left out. Past ``limit`` the run is refused (``_check_categories``), so the
-    values stay on the executors.
-    """
-    values = F.collect_set(c.cast("string"))
-    return [
-        F.size(values).alias(count),
-        F.when(F.size(values) <= F.lit(limit), values).alias(labels),
-    ]
-
-
-def _check_categories(run: SuggestionRun, prof: _Profile) -> list[Problem]:
-    problems = []
-    if not run.numeric_target and prof.target_categories > MAX_TARGET_CATEGORIES:
-        problems.append(
-            Problem(
-                run.file,
-                run.where("target"),
-                f"target {run.target.name} has {prof.target_categories} categories in the data; at most {MAX_TARGET_CATEGORIES} are allowed",
-            )
-        )
-    for i, f in enumerate(prof.features):
-        if not f.numeric and (f.minimum or 0) > MAX_INFLUENCER_CATEGORIES:
-            problems.append(
-                Problem(
-                    run.file,
-                    run.where(f"influencers[{i}]"),
-                    f"influencer {f.name} has {int(f.minimum or 0)} categories in the data; at most {MAX_INFLUENCER_CATEGORIES} are allowed",
-                )
-            )
-    return problems
-
-
-def _encode(run: SuggestionRun, base: DataFrame, prof: _Profile, key: str) -> DataFrame:
-    cols = [F.col(c) for c in base.columns]
-    for f in prof.features:
-        src = F.col(f.name)
-        if f.numeric:
-            cols.append(F.coalesce(src.cast("double"), F.lit(f.sentinel)).alias(f.column))
-        else:
-            cols.append(F.coalesce(src.cast("string"), F.lit(MISSING)).alias(f.column))
-    label = F.col(run.target.name).cast("double" if run.numeric_target else "string")
-    cols.append(label.alias("_label"))
-    if run.spec.holdout > 0:
-        u = F.pmod(
-            F.xxhash64(F.col(key).cast("string"), F.lit(run.spec.seed)), F.lit(1_000_000)
-        ) / F.lit(1_000_000.0)
-        cols.append((u < F.lit(run.spec.holdout)).alias("_holdout"))
-    else:
-        cols.append(F.lit(False).alias("_holdout"))
-    return base.select(*cols)
-
-
-def _seeds(fitted: FittedTree, numeric_target: bool, floor: float, top: int) -> list[int]:
-    """The paths worth refining: the strongest by the tree's own node statistics.
-
-    Strength is ``sqrt(share) × (node value − root value)`` (see ``suggestions.refine``);
-    a numeric target keeps the ``top`` strongest above and the ``top`` strongest below
-    average, a categorical one the ``top`` strongest over any category.
-    """
-    root = fitted.root_stats
-    if not root or root[0] <= 0:
-        return []
-    scored: list[tuple[float, int, int]] = []  # (strength, sign or category, path index)
-    for i, p in enumerate(fitted.paths):
-        st = p.stats
-        n = st[0] if numeric_target else sum(st)
-        if not st or n < floor:
-            continue
-        if numeric_target:
-            total = root[0]
-            diff = st[1] / n - root[1] / total
-            scored.append((math.sqrt(n / total) * abs(diff), 1 if diff > 0 else -1, i))
-        else:
-            total = sum(root)
-            k = max(
-                range(len(st)),
-                key=lambda c: math.sqrt(n / total) * (st[c] / n - root[c] / total),
-            )
-            strength = math.sqrt(n / total) * (st[k] / n - root[k] / total)
-            scored.append((strength, k, i))
-    chosen: list[int] = []
-    for group in {g for _, g, _ in scored}:
-        best = sorted((s for s in scored if s[1] == group), reverse=True)
-        chosen += [i for _, _, i in best[: top if numeric_target else max(2, top // 2)]]
-    return sorted(set(chosen))
-
-
-def _candidates(
-    run: SuggestionRun,
-    fitted: FittedTree,
-    cuts: Future[dict[tuple[int, float], float | None]],
-    train: DataFrame,
-    types: dict[str, str],
-    floor: float,
-    refine_top: int,
-    tree_share: float = 1.0,
-    cache: dict[str, Column] | None = None,
-    surveyed: Future[Survey] | None = None,
-) -> tuple[list[Candidate], int]:
-    """The tree's nodes as candidates, plus the refined versions of the strongest ones.
-
-    ``cuts`` is ``rounding_map`` over every customer, under way in the background;
-    refinement works on ``train``, the tree's rows, a ``tree_share`` of the fitting rows,
-    and starts from the paths' ``provisional_cuts``, which select the same rows. The
-    rounded numbers replace the provisional ones in the refined rules that kept them.
-    """
-    for f in fitted.features:
-        if not f.numeric:
-            f.minimum = None  # category count, only needed for the check
-    chosen = (
-        _seeds(fitted, run.numeric_target, floor * tree_share, refine_top) if refine_top > 0 else []
-    )
-
-    def refined(cuts_now: dict[tuple[int, float], float | None]) -> tuple[list[Seed], list[Seed]]:
-        seeds = _seed_rules(run, fitted, chosen, cuts_now)
-        out = refine(
-            train,
-            seeds,
-            fitted.features,
-            types,
-            numeric_target=run.numeric_target,
-            min_members=floor * tree_share,
-            max_conditions=run.spec.max_depth,
-            cache=cache,
-            surveyed=surveyed.result() if surveyed and seeds else None,
-        )
-        return seeds, out
-
-    provisional = provisional_cuts(fitted.features, fitted.paths)
-    seeds, out = refined(provisional)
-    rounded = cuts.result()
-    rule_sets = [(tuple(path_rules(p, fitted.features, rounded)), p.depth) for p in fitted.paths]
-    if seeds and any((rounded.get(k) is None) != (v is None) for k, v in provisional.items()):
-        # not expected (the profile's minimum decides both): refine from the rounded rules
-        log.warning("%s: provisional cuts disagree with the data; refining again", run.output)
-        _, out = refined(rounded)
-    else:
-        for i, (seed, kept) in enumerate(zip(seeds, list(out), strict=True)):
-            swap = dict(zip(seed.rules, rule_sets[chosen[i]][0], strict=True))
-            out[i] = replace(kept, rules=tuple(swap.get(r, r) for r in kept.rules))
-    rule_sets += [(s.rules, len(s.rules)) for s in out]
-    seen: set[str] = set()
-    candidates: list[Candidate] = []
-    for rules, depth in rule_sets:
-        definition = rules_definition(rules)
-        text = definition_json(definition)
-        if not rules or text in seen:
-            continue
-        seen.add(text)
-        candidates.append(
-            Candidate(
-                rules_text(rules),
-                definition,
-                len(rules),
-                depth,
-                rules,
-            )
-        )
-    return candidates, len(out)
-
-
-def _seed_rules(
-    run: SuggestionRun,
-    fitted: FittedTree,
-    chosen: Sequence[int],
-    cuts: dict[tuple[int, float], float | None],
-) -> list[Seed]:
-    """The chosen paths as seeds: their rules, and the direction (or category) they stand out in."""
-    seeds = []
-    root = fitted.root_stats
-    for i in chosen:
-        rules = tuple(path_rules(fitted.paths[i], fitted.features, cuts))
-        st = fitted.paths[i].stats
-        if run.numeric_target:
-            sign = 1 if st[1] / st[0] > root[1] / root[0] else -1
-            seeds.append(Seed(rules, sign))
-        else:
-            n, total = sum(st), sum(root)
-            k = max(range(len(st)), key=lambda c: st[c] / n - root[c] / total)
-            seeds.append(Seed(rules, 1, fitted.target_labels[k]))
-    return seeds
-
-
-def _summary(run: SuggestionRun, s: Scored) -> str:
-    target = run.target.name
-    rules = s.candidate.rules
-    if s.category is None:
-        if s.overall_value:
-            pct = (s.segment_value / s.overall_value - 1) * 100
-            where = "above" if pct > 0 else "below"
-            head = f"{target} is {abs(pct):.0f}% {where} average"
-        else:
-            head = f"{target} averages {s.segment_value:,.2f} vs {s.overall_value:,.2f}"
-        return f"{head} — {s.members:,} members — {rules}"
-    return (
-        f"{s.segment_value * 100:.0f}% have {target} = {s.category} vs {s.overall_value * 100:.0f}% of all customers"
-        f" — {s.members:,} members — {rules}"
-    )
-
-
-def _row(
-    run: SuggestionRun, s: Scored, rank: int, run_id: str, as_of: dt.datetime
-) -> dict[str, Any]:
-    return {
-        "Rank": rank,
-        "Target": run.target.name,
-        "Category": s.category,
-        "Members": s.members,
-        "Share": s.share,
-        "SegmentValue": s.segment_value,
-        "OverallValue": s.overall_value,
-        "Lift": s.lift,
-        "Effect": s.effect,
-        "Strength": s.strength,
-        "PValue": s.p_value,
-        "AdjustedPValue": s.adjusted,
-        "Rules": s.candidate.rules,
-        "Definition": definition_json(s.candidate.definition),
-        "Summary": _summary(run, s),
-        "Conditions": s.candidate.conditions,
-        "MissingTarget": s.missing_target,
-        "Name": run.name,
-        "RunId": run_id,
-        "AsOf": as_of,
-        "MlflowRunId": None,
-    }
-
-
 def _mine(
-    ctx: Context, run: SuggestionRun, base: DataFrame, prof: _Profile, as_of: dt.datetime
+    ctx: Context, run: SuggestionRun, base: DataFrame, prof: Profile, as_of: dt.datetime
 ) -> SuggestionResult:
     """Mine one run, with a background thread for the work off its critical path.
 
@@ -477,7 +158,7 @@ def _mine_saving(
     ctx: Context,
     run: SuggestionRun,
     base: DataFrame,
-    prof: _Profile,
+    prof: Profile,
     as_of: dt.datetime,
     pool: ThreadPoolExecutor,
     model_dir: Path,
@@ -486,7 +167,7 @@ def _mine_saving(
     run_id = new_run_id()
     key = ctx.catalog.key
     types: dict[str, str] = {f.name: f.type for f in (run.target, *run.influencers)}
-    data = _encode(run, base, prof, key)
+    data = encode(run, base, prof, key)
     train: DataFrame | None = None
     conditions: dict[str, Column] = {}  # each rule's Column, built once for refinement and stats
     try:
@@ -540,7 +221,7 @@ def _mine_saving(
             cuts = pool.submit(rounding_map, data, fitted.features, fitted.paths)
             pool.submit(ctx.lake.warm, ctx.lake.suggestion_path(run.output))
             saved = pool.submit(save_model, fitted.model, model_dir)
-            candidates, refined = _candidates(
+            candidates, refined = tree_candidates(
                 run,
                 fitted,
                 cuts,
@@ -580,8 +261,8 @@ def _mine_saving(
     finally:
         if train is not None:
             train.unpersist()
-    rows = [_row(run, s, i + 1, run_id, as_of) for i, s in enumerate(kept)]
-    all_rows = [_row(run, s, 0, run_id, as_of) for s in scored]
+    rows = [result_row(run, s, i + 1, run_id, as_of) for i, s in enumerate(kept)]
+    all_rows = [result_row(run, s, 0, run_id, as_of) for s in scored]
     result = SuggestionResult(
         output=run.output,
         name=run.name,
@@ -706,12 +387,12 @@ def run_suggestions(
     """Run the suggestion definitions of ``ctx.conf_dir`` (all, or those named in ``outputs``)."""
     when = as_of if isinstance(as_of, dt.datetime) else parse_as_of(as_of)
     runs = select_runs(load_suggestion_runs(ctx.conf_dir, ctx.catalog), outputs)
-    prepared: list[tuple[SuggestionRun, DataFrame, _Profile]] = []
+    prepared: list[tuple[SuggestionRun, DataFrame, Profile]] = []
     problems: list[Problem] = []
     for run in runs:
         base = customer_base(ctx, run).persist()
-        prof = _profile(run, base)
-        problems += _check_categories(run, prof)
+        prof = profile_customers(run, base)
+        problems += check_categories(run, prof)
         prepared.append((run, base, prof))
     if problems:
         raise InputError(problems)

@@ -19,7 +19,8 @@ from pyspark.sql import DataFrame
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.lake import OUTPUT_NAME
-from cohortlake.naming import derive_output_name, registered_outputs
+from cohortlake.naming import derive_output_name, name_problem, registered_outputs
+from cohortlake.outputs import check_user_output
 from segmentation.quick import definition_file_name
 from suggestions.model import load_suggestion_runs
 from suggestions.rules import definition_to_column
@@ -126,6 +127,8 @@ def save_suggestion(
         )
     if not name or len(name) > 200:
         problems.append(Problem("--name", "", "a segment name of 1 to 200 characters is required"))
+    elif name_problem(name):
+        problems.append(Problem("--name", "", str(name_problem(name))))
     if rank is not None and rank < 1:
         problems.append(Problem("--rank", "", f"rank must be 1 or more, not {rank}"))
     seg_output = segment_output or derive_output_name(name or "")
@@ -147,11 +150,7 @@ def save_suggestion(
             f"output name {seg_output!r} is already used by {taken[1]} in {taken[2]}",
             file="--output" if segment_output else "--name",
         )
-    if target.exists() and not replace:
-        raise InputError(
-            f"{target} exists; pass --replace to overwrite it",
-            file="--output" if segment_output else "--name",
-        )
+    check_user_output(target, ctx.root, replace, flag="--output" if segment_output else "--name")
     row = suggestion_row(ctx, output, rank, direction)
     document = {
         "name": name,

@@ -32,9 +32,9 @@ from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import SparkSession
 
 from cohortlake.catalog import load_catalog
-from cohortlake.contoso import generate_contoso
 from cohortlake.lake import Lake
 from cohortlake.measures import compute_measures
+from lab.contoso import generate_contoso
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "CustomerId"

@@ -187,3 +187,13 @@ def test_logs_are_quiet_unless_asked(flags: list[str], level: int, tmp_path: Pat
         assert root.level == level
     finally:
         root.setLevel(before)
+
+
+def test_generate_end_out_of_range_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "--end", "0001-01-05"])
+    assert info.value.code == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: cohortlake generate: argument --end: '0001-01-05' is out of range:"
+        " from 1900-01-01 to 9999-12-31"
+    )

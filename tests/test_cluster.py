@@ -25,15 +25,15 @@ import pytest
 from conftest import PATIENCE
 
 from cohortlake.context import load_context
-from cohortlake.contoso import generate_contoso
 from cohortlake.jars import jar_files
 from cohortlake.measures import compute_measures
+from lab.contoso import generate_contoso
 from segmentation.run import run_segments
 
 REPO = Path(__file__).resolve().parent.parent
 SPARK_HOME = Path(pyspark.__file__).parent
 AS_OF = dt.datetime(2026, 7, 1, tzinfo=dt.UTC)
-PACKAGES = ("cohortlake", "segmentation", "insights", "expansion", "suggestions")
+PACKAGES = ("cohortlake", "segmentation", "insights", "expansion", "suggestions", "lab")
 JOBS = sorted(f.name for f in (REPO / "jobs").glob("*.py"))
 # Short-lived JVMs on tiny data, as in the suite's own session: the client compiler only,
 # serial GC, and no generated code to compile (the results are the same).
@@ -144,7 +144,7 @@ def test_dist_zip_and_wheel_hold_the_packages(dist: Path, tmp_path: Path) -> Non
     # Imported from the zip, not the checkout (the editable install finds it after sys.path).
     probe = (
         "import sys; sys.path.insert(0, sys.argv[1])\n"
-        "import cohortlake.cli, segmentation, insights, expansion, suggestions\n"
+        "import cohortlake.cli, segmentation, insights, expansion, suggestions, lab\n"
         "print('\\n'.join(sys.modules[p].__file__ for p in sys.argv[2:]))"
     )
     done = subprocess.run(

@@ -16,9 +16,9 @@ from deltalake import DeltaTable
 from pyspark.sql import types as T
 from scipy import stats
 
-from cohortlake.contoso import generate_contoso, purchase_count_location
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import Lake
+from lab.contoso import generate_contoso, purchase_count_location
 
 LAB_MEAN_SPEND = 869.74
 

@@ -22,8 +22,8 @@ import yaml
 from conftest import PATIENCE, TEST_SPARK_CONF
 
 from cohortlake.context import load_context
-from cohortlake.demo import run_demo
-from cohortlake.report import SECTIONS
+from lab.demo import run_demo
+from lab.report import SECTIONS
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "tests" / "artifacts"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.neighbors import NearestNeighbors
 
 from cohortlake.cli import main
@@ -27,7 +27,11 @@ def _make_conf(tmp: Path, expansions: dict[str, str]) -> Path:
     conf = tmp / "conf"
     (conf / "segments").mkdir(parents=True)
     (conf / "expansions").mkdir()
-    shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
+    # the shipped catalog, its profile cut to the columns this module's lakehouse has
+    catalog = yaml.safe_load((REPO / "conf" / "catalog.yaml").read_text())
+    kept = ("Income", "LoyaltyTier")
+    catalog["profile"]["attributes"] = {k: catalog["profile"]["attributes"][k] for k in kept}
+    (conf / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
     (conf / "lakehouse.yaml").write_text("root: lakehouse\n")
     for name in ("Src", "PoolSeg", "Tiny", "Inside"):
         (conf / "segments" / f"{name.lower()}.yaml").write_text(

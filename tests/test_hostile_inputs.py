@@ -11,8 +11,11 @@ them, and a display name full of quotes, are plain values: members match pandas.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
-from collections.abc import Iterator
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +24,7 @@ import pytest
 import yaml
 from profile_schema import PROFILE_SCHEMA
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from cohortlake.cli import main
 from cohortlake.lake import Lake
@@ -58,11 +62,16 @@ def _profile_rows(n: int) -> list[tuple[object, ...]]:
 
 
 @pytest.fixture(scope="module")
-def lakes(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def lakes(
+    spark: SparkSession, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Path]]:
     """Lakehouse roots: ``lake`` (a profile, no measures or activity), ``empty`` (nothing),
-    ``emptyprofile`` (a 0-row profile table) and ``file`` (a plain file)."""
+    ``emptyprofile`` (a 0-row profile table), ``file`` (a plain file), ``badschema`` (a
+    profile without State and with Income as text, purchases with a text PurchaseDate),
+    ``truncated`` (``lake`` with its profile's first commit file cut short) and
+    ``readonly`` (``lake`` that cannot be written, when this machine can make one)."""
     base = tmp_path_factory.mktemp("hostile")
-    roots = {name: base / name for name in ("lake", "empty", "emptyprofile")}
+    roots = {name: base / name for name in ("lake", "empty", "emptyprofile", "badschema")}
     Lake(spark, str(roots["lake"])).overwrite(
         spark.createDataFrame(_profile_rows(240), PROFILE_SCHEMA),
         str(roots["lake"] / "profile" / "Customer"),
@@ -73,7 +82,63 @@ def lakes(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict
     )
     roots["file"] = base / "root-is-a-file"
     roots["file"].write_text("not a folder\n")
-    return roots
+    bad = Lake(spark, str(roots["badschema"]))
+    names = PROFILE_SCHEMA.fieldNames()
+    schema = T.StructType(
+        [
+            T.StructField("Income", T.StringType()) if f.name == "Income" else f
+            for f in PROFILE_SCHEMA.fields
+            if f.name != "State"
+        ]
+    )
+    rows = [
+        tuple(str(v) if n == "Income" else v for n, v in zip(names, r, strict=True) if n != "State")
+        for r in _profile_rows(4)
+    ]
+    bad.overwrite(spark.createDataFrame(rows, schema), bad.profile_path("Customer"))
+    purchases = "CustomerId string, PurchaseId string, PurchaseDate string, Channel string, Product string, Amount double"
+    bad.overwrite(
+        spark.createDataFrame([("C0001", "P1", "2024-05-01", "web", "Latte", 3.5)], purchases),
+        bad.activity_path("Purchases"),
+    )
+    roots["truncated"] = base / "truncated"
+    shutil.copytree(roots["lake"], roots["truncated"])
+    log = roots["truncated"] / "profile" / "Customer" / "_delta_log"
+    first = log / f"{0:020d}.json"
+    first.write_bytes(first.read_bytes()[:200])
+    for crc in log.glob("*.crc"):  # Delta's checksum and the local file system's (hidden)
+        crc.unlink()
+    readonly = base / "readonly"
+    shutil.copytree(roots["lake"], readonly)
+    undo = _make_read_only(readonly)
+    if undo is not None:
+        roots["readonly"] = readonly
+    yield roots
+    if undo is not None:
+        undo()
+
+
+def _make_read_only(path: Path) -> Callable[[], None] | None:
+    """Make a folder tree unwritable (for root too: the immutable flag); None if this
+    machine cannot (root on a file system without the flag)."""
+    files = [path, *path.rglob("*")]
+    if os.geteuid() != 0:
+        for p in files:
+            p.chmod(0o555 if p.is_dir() else 0o444)
+
+        def undo() -> None:
+            for p in files:
+                p.chmod(0o755 if p.is_dir() else 0o644)
+
+        return undo
+    flag = ["chattr", "-R", "+i", str(path)]
+    if subprocess.run(flag, capture_output=True, check=False).returncode != 0:
+        return None
+
+    def unflag() -> None:
+        subprocess.run(["chattr", "-R", "-i", str(path)], check=True)
+
+    return unflag
 
 
 def _tree(path: Path) -> dict[str, tuple[int, int]]:
@@ -85,8 +150,9 @@ def _tree(path: Path) -> dict[str, tuple[int, int]]:
         return {".": (st.st_size, st.st_mtime_ns)}
     out = {}
     for p in sorted(path.rglob("*")):
-        st = p.stat()
-        out[str(p.relative_to(path))] = (st.st_size if p.is_file() else -1, st.st_mtime_ns)
+        st = p.lstat()  # a link as itself (it may point nowhere, or into the lakehouse)
+        size = st.st_size if stat.S_ISREG(st.st_mode) else -1
+        out[str(p.relative_to(path))] = (size, st.st_mtime_ns)
     return out
 
 
@@ -106,7 +172,9 @@ class Case:
 
     ``expect`` holds, per expected stderr line and in order, the distinctive substrings
     (one, or a tuple of them) that line must contain;
-    ``file`` is the conf-relative file every line must name ("" for CLI arguments).
+    ``file`` is the conf-relative file every line must name ("" for CLI arguments);
+    ``links`` are symbolic links to make (case-folder-relative path -> target);
+    ``code`` is 2 for bad input (``error:`` lines), 1 for a failure (one ``failed:`` line).
     """
 
     id: str
@@ -116,6 +184,9 @@ class Case:
     files: dict[str, str | bytes] = field(default_factory=dict)
     file: str = ""
     root: str = "lake"
+    links: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    code: int = 2
 
 
 def _seg(where: str, name: str = "Bad segment", extra: str = "") -> str:
@@ -401,7 +472,7 @@ CLI_CASES = [
     Case("save-dotdot", "cli", ("save-suggestion", "../x", "--name", "N"), ("--suggestions: output name '../x' must start with a letter",)),
     Case("expand-unknown-output", "cli", ("expand", "--output", "NoSuch"), ("unknown expansion 'NoSuch'",)),
     Case("insights-unknown-only", "cli", ("insights", "--only", "NoSuch"), ("--only: [0]: no insight with output 'NoSuch'",)),
-    Case("unknown-sub-command", "cli", ("frobnicate",), ("unknown command 'frobnicate'; one of generate, measures, validate",)),
+    Case("unknown-sub-command", "cli", ("frobnicate",), ("unknown command 'frobnicate'; one of generate, demo, report",)),
 ]  # fmt: skip
 
 DATA_CASES = [
@@ -436,6 +507,234 @@ DATA_CASES = [
          (("{root}/measures/CustomerMeasures: ", "missing Delta table: the measures"),)),
 ]  # fmt: skip
 
+# -- issue 33: hostile input, part two ------------------------------------------------
+
+_CA = "{attribute: State, op: eq, value: CA}"
+_ALIAS_BOMB = (
+    "x-anchors:\n  a0: &a0 ["
+    + _CA
+    + "]\n"
+    + "".join(f"  a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 9))
+    + "name: Bomb\nwhere: {all: *a8}\n"
+)
+_MB = "# " + "x" * (1024 * 1024) + "\n"
+_EXPORT = ("export", "SummerPromotion")
+_INSIDE = "is inside the lakehouse root {root}; write it outside the lakehouse"
+_NOT_MASTER = "is not a Spark master: local[*], local[N], spark://HOST:PORT, yarn or k8s://URL"
+_SCHEMES = "(one of file, sqlite, http, https, databricks, databricks-uc, uc, postgresql, mysql, mssql, or a local path)"
+_AS_OF_RANGE = "is out of range: from 1900-01-01 to 9999-12-31 (UTC)"
+
+
+def _out(id: str, argv: tuple[str, ...], expect: str, **kw: object) -> Case:
+    return Case(id, "output", argv, (expect,), **kw)  # type: ignore[arg-type]
+
+
+def _setting(id: str, argv: tuple[str, ...], expect: str, **kw: object) -> Case:
+    return Case(id, "settings", argv, (expect,), **kw)  # type: ignore[arg-type]
+
+
+OUTPUT_CASES = [
+    # The export that replaced a segment table with CSV parts: a table folder in the lakehouse.
+    _out("export-folder-over-profile-table", (*_EXPORT, "--folder", "--out", "{root}/profile/Customer"),
+         "--out: {root}/profile/Customer: " + _INSIDE),
+    _out("export-folder-replace-over-table", (*_EXPORT, "--folder", "--replace", "--out", "{root}/profile/Customer"),
+         "--out: {root}/profile/Customer: " + _INSIDE),
+    _out("export-file-into-table-folder", (*_EXPORT, "--out", "{root}/profile/Customer/part.csv"),
+         "--out: {root}/profile/Customer/part.csv: " + _INSIDE),
+    _out("export-file-over-table-folder", (*_EXPORT, "--out", "{root}/profile/Customer", "--replace"),
+         "--out: {root}/profile/Customer: " + _INSIDE),
+    _out("export-into-lake-root", (*_EXPORT, "--out", "{root}/members.csv"), "--out: {root}/members.csv: " + _INSIDE),
+    _out("export-folder-is-lake-root", (*_EXPORT, "--folder", "--replace", "--out", "{root}"), "--out: {root}: " + _INSIDE),
+    _out("export-folder-holds-lake-root", (*_EXPORT, "--folder", "--replace", "--out", "{root}/.."),
+         "--out: {root}/..: holds the lakehouse root {root}; write it outside the lakehouse"),
+    _out("export-relative-into-lake", (*_EXPORT, "--out", "{rootrel}/segments/S.csv"),
+         "--out: {rootrel}/segments/S.csv: " + _INSIDE),
+    _out("export-dotdot-into-lake", (*_EXPORT, "--out", "{root}/segments/../profile/x.csv"),
+         "--out: {root}/segments/../profile/x.csv: " + _INSIDE),
+    _out("export-file-uri-into-lake", (*_EXPORT, "--out", "file://{root}/segments/S"),
+         "--out: file://{root}/segments/S: " + _INSIDE),
+    _out("export-through-link-into-lake", (*_EXPORT, "--out", "lk/profile/Customer/x.csv"),
+         "--out: lk/profile/Customer/x.csv: " + _INSIDE, links={"lk": "{root}"}),
+    _out("export-dangling-link-into-lake", (*_EXPORT, "--out", "members.csv"),
+         "--out: members.csv: " + _INSIDE, links={"members.csv": "{root}/segments/New.csv"}),
+    _out("export-over-existing-file", (*_EXPORT, "--out", "keep.csv"),
+         "--out: keep.csv: exists; pass --replace to overwrite it", files={"../keep.csv": "mine\n"}),
+    _out("export-over-existing-link", (*_EXPORT, "--out", "old.csv"),
+         "--out: old.csv: exists; pass --replace to overwrite it", links={"old.csv": "{tmp}/nowhere.csv"}),
+    _out("export-folder-over-existing-folder", (*_EXPORT, "--folder", "--out", "parts"),
+         "--out: parts: exists; pass --replace to overwrite it", files={"../parts/part-0.csv": "a\n"}),
+    _out("export-replace-folder-of-other-files", (*_EXPORT, "--folder", "--replace", "--out", "docs"),
+         "--out: docs: holds files other than CSV parts; Cohortlake replaces only an earlier export",
+         files={"../docs/notes.txt": "mine\n", "../docs/part-0.csv": "a\n"}),
+    _out("export-replace-folder-with-a-file", (*_EXPORT, "--replace", "--out", "dir.csv"),
+         "--out: dir.csv: is a folder; give a file path (or --folder to write a folder of parts)",
+         files={"../dir.csv/part-0.csv": "a\n"}),
+    _out("export-replace-file-with-a-folder", (*_EXPORT, "--folder", "--replace", "--out", "f.csv"),
+         "--out: f.csv: is a file, not a folder", files={"../f.csv": "a\n"}),
+    _out("export-under-a-file", (*_EXPORT, "--out", "conf/catalog.yaml/x.csv"),
+         "--out: conf/catalog.yaml/x.csv: {tmp}/conf/catalog.yaml is a file, not a folder"),
+    _out("export-empty-path", (*_EXPORT, "--out", ""), "--out: an output path is required"),
+    _out("export-path-with-newline", (*_EXPORT, "--out", "a\nb.csv"),
+         "--out: 'a\\nb.csv': the path holds a control character (a line break or a tab)"),
+    _out("quick-out-inside-lake", ("quick-create", "--field", "State", "--value", "CA", "--out", "{root}/segments"),
+         "--out: {root}/segments/state_eq_ca.yaml: " + _INSIDE),
+    _out("quick-out-through-link", ("quick-create", "--field", "State", "--value", "CA", "--out", "lk"),
+         "--out: lk/state_eq_ca.yaml: " + _INSIDE, links={"lk": "{root}"}),
+    _out("save-suggestion-over-existing", ("save-suggestion", "LifetimeSpendSuggestions", "--name", "Summer promotion"),
+         "--name: {tmp}/conf/segments/summer_promotion.yaml: exists; pass --replace to overwrite it"),
+]  # fmt: skip
+
+SETTINGS_CASES = [
+    _setting("master-unknown-scheme", ("validate", "--master", "foo://x"), "--master: 'foo://x' " + _NOT_MASTER),
+    _setting("master-empty", ("validate", "--master", ""), "--master: '' " + _NOT_MASTER),
+    _setting("master-local-zero", ("run", "--master", "local[0]"), "--master: 'local[0]' " + _NOT_MASTER),
+    _setting("master-with-flags", ("run", "--master", "local[*] --conf a=b"),
+             "--master: 'local[*] --conf a=b' " + _NOT_MASTER),
+    _setting("conf-master-unknown", ("validate",), "spark.master: 'mesos-ish' " + _NOT_MASTER,
+             files={_LH: "spark:\n  master: mesos-ish\n"}, file=_LH),
+    _setting("conf-not-a-spark-key", ("validate",), "spark.conf: option 'driver.memory' is not a Spark setting (spark.*)",
+             files={_LH: "spark:\n  conf:\n    driver.memory: 4g\n"}, file=_LH),
+    _setting("conf-memory-word", ("validate",),
+             "spark.conf: option 'spark.driver.memory' needs a size such as 512m or 4g, got 'lots'",
+             files={_LH: "spark:\n  conf:\n    spark.driver.memory: lots\n"}, file=_LH),
+    _setting("conf-spark-master-option", ("validate",), "spark.conf: option 'spark.master': 'nowhere' " + _NOT_MASTER,
+             files={_LH: "spark:\n  conf:\n    spark.master: nowhere\n"}, file=_LH),
+    _setting("tracking-ftp", ("suggest", "--tracking-uri", "ftp://x"),
+             "--tracking-uri: unsupported MLflow tracking URI scheme 'ftp' " + _SCHEMES),
+    _setting("tracking-empty", ("insights", "--tracking-uri", ""), "--tracking-uri: expected an MLflow tracking URI, got ''"),
+    _setting("tracking-in-file", ("validate",), "tracking_uri: unsupported MLflow tracking URI scheme 'gopher'",
+             files={_LH: "tracking_uri: gopher://old\n"}, file=_LH),
+    _setting("tracking-from-environment", ("expand",), "MLFLOW_TRACKING_URI: unsupported MLflow tracking URI scheme 'ftp'",
+             env={"MLFLOW_TRACKING_URI": "ftp://x"}),
+    _setting("root-flag-empty", ("validate", "--root", ""), "--root: the lakehouse root must not be empty", root=""),
+    _setting("root-flag-blank", ("run", "--root", "  "), "--root: the lakehouse root must not be empty", root=""),
+    _setting("root-flag-slash", ("validate", "--root", "/"), "--root: the file system's root cannot be the lakehouse root",
+             root=""),
+    _setting("root-file-empty", ("validate",), "root: the lakehouse root must not be empty",
+             files={_LH: "root: ''\n"}, file=_LH, root=""),
+    _setting("root-file-padded", ("validate",),
+             "root: root ' lakehouse' starts or ends with a space or holds a control character",
+             files={_LH: "root: ' lakehouse'\n"}, file=_LH, root=""),
+    _setting("root-flag-is-a-file", ("run", "--root", "{file}"), "root: lakehouse root {file} is a file, not a folder",
+             root=""),
+    _setting("as-of-year-1", ("run", "--as-of", "0001-01-05"), "--as-of: '0001-01-05' " + _AS_OF_RANGE),
+    _setting("as-of-offset-before-year-1", ("run", "--as-of", "0001-01-01T00:00:00+05:00"),
+             "--as-of: '0001-01-01T00:00:00+05:00' " + _AS_OF_RANGE),
+    _setting("as-of-offset-past-9999", ("measures", "--as-of", "9999-12-31T23:00:00-05:00"),
+             "--as-of: '9999-12-31T23:00:00-05:00' " + _AS_OF_RANGE),
+    _setting("as-of-1899", ("quick-create", "--field", "State", "--value", "CA", "--as-of", "1899-12-31"),
+             "--as-of: '1899-12-31' " + _AS_OF_RANGE),
+]  # fmt: skip
+
+FILE_CASES = [
+    Case("segment-over-1mb", "files", ("run",), ("file is larger than 1 MB, the limit for configuration files",),
+         {SEG: _seg(_CA) + _MB}, SEG),
+    Case("catalog-over-1mb", "files", ("validate",), ("file is larger than 1 MB, the limit for configuration files",),
+         {_CAT: _catalog("State: {type: string}", "State: {type: string}") + _MB}, _CAT),
+    Case("definition-is-a-folder", "files", ("validate",), ("not a regular file",),
+         {"segments/dir.yaml/inner.yaml": _seg(_CA)}, "segments/dir.yaml"),
+    Case("definition-links-to-dev-zero", "files", ("run",), ("not a regular file",),
+         links={"conf/segments/zero.yaml": "/dev/zero"}, file="segments/zero.yaml"),
+    Case("lakehouse-yaml-is-a-folder", "files", ("validate",), ("not a regular file",),
+         {"lakehouse.yaml.d/x": "", }, links={"conf/lakehouse.yaml": "{tmp}/conf/lakehouse.yaml.d"},
+         file="lakehouse.yaml"),
+    Case("file-name-with-newline", "files", ("run",),
+         ("segments/bad\\nname.yaml: where.attribute: unknown attribute 'Stat'; did you mean State?",),
+         {"segments/bad\nname.yaml": _seg("{attribute: Stat, op: eq, value: CA}")}),
+]  # fmt: skip
+
+SEGMENT_CASES_2 = [
+    _segment("yaml-alias-bomb", _ALIAS_BOMB, "invalid YAML at line 3: aliases (*a0) are not supported; write the value out"),
+    _segment("yaml-alias-of-a-typo",
+             "name: Typo\nwhere:\n  all:\n  - &t {attribute: Stat, op: eq, value: CA}\n  - *t\n  - *t\n",
+             "invalid YAML at line 5: aliases (*t) are not supported"),
+    _segment("yaml-merge-key", "base: &b {op: eq, value: CA}\nname: M\nwhere: {<<: *b, attribute: State}\n",
+             "invalid YAML at line 3: aliases (*b) are not supported"),
+    _segment("yaml-list-key", "name: Cx\nwhere:\n  ? [a, b]\n  : 1\n",
+             "invalid YAML at line 3: a key must be a plain value, not a list or mapping"),
+    _segment("yaml-mapping-key", "? {name: X}\n: 1\n", "invalid YAML at line 1: a key must be a plain value"),
+    _segment("yaml-set-tag", _leaf("State", "in", "!!set {CA, TX}"), "invalid YAML at line 2: the tag !!set is not supported"),
+    _segment("yaml-binary-tag", _leaf("State", "eq", "!!binary aGk="), "the tag !!binary is not supported"),
+    _segment("yaml-timestamp-tag", _leaf("DateOfBirth", "gt", "!!timestamp 2001-01-01"),
+             "the tag !!timestamp is not supported"),
+    _segment("yaml-python-tag", _leaf("State", "eq", "!!python/object/apply:os.system ['true']"),
+             "could not determine a constructor for the tag 'tag:yaml.org,2002:python/object/apply:os.system'"),
+    _segment("yaml-5000-digits", _leaf("Income", "gt", "9" * 5000), "invalid YAML: a number has more than 4300 digits"),
+    _segment("json-5000-digits", '{"name": "J", "where": {"attribute": "Income", "op": "gt", "value": ' + "9" * 5000 + "}}",
+             "invalid JSON: a number has more than 4300 digits", file="segments/bad.json"),
+    _segment("json-duplicate-key", '{"name": "A", "name": "B", "where": {"attribute": "State", "op": "eq", "value": "CA"}}',
+             "invalid JSON: duplicate key 'name'", file="segments/bad.json"),
+    _segment("json-with-bom-and-typo", '\ufeff{"name": "J", "where": {"attribute": "Stat", "op": "eq", "value": "CA"}}',
+             "where.attribute: unknown attribute 'Stat'; did you mean State?", file="segments/bad.json"),
+    _segment("name-null", "name: null\nwhere: " + _CA + "\n", "name: must be a string, got null"),
+    _segment("name-tilde-null", "name: ~\nwhere: " + _CA + "\n", "name: must be a string, got null"),
+    _segment("name-trailing-space", _seg(_CA, name="'Trail '"), "name: name 'Trail ' starts or ends with a space or a line break"),
+    _segment("name-tab-inside", _seg(_CA, name='"A\\tB"'), "name: name 'A\\tB' holds a control character (a line break or a tab)"),
+    _segment("name-bell", _seg(_CA, name='"Ding\\a"'), "name: name 'Ding\\x07' holds a control character"),
+    _segment("name-line-separator", _seg(_CA, name='"A\\LB"'), "name: name 'A\\u2028B' holds a control character"),
+    _segment("in-10001-values", _leaf("RewardPoints", "in", "[" + ", ".join(str(i) for i in range(10_001)) + "]"),
+             "where.value: 'in' takes at most 10000 values, got 10001"),
+    _segment("not-in-10001-values", _leaf("State", "not_in", "[" + ", ".join(f"s{i}" for i in range(10_001)) + "]"),
+             "where.value: 'not_in' takes at most 10000 values, got 10001"),
+    _segment("timestamp-offset-before-year-1",
+             _seg("{related: Purchases, where: {attribute: PurchaseDate, op: gt, value: '0001-01-01T00:00:00+05:00'}}"),
+             "where.where.value: expected an ISO timestamp (years 1-9999), got '0001-01-01T00:00:00+05:00'", cmd="validate"),
+    Case("names-differ-by-trailing-space-and-newline", "segment", ("validate",),
+         ("name: name 'Trail ' starts or ends with a space or a line break",
+          "name: name 'Trail\\n' starts or ends with a space or a line break"),
+         {"segments/a.yaml": _seg(_CA, name="'Trail '"), "segments/b.yaml": _seg(_CA, name='"Trail\\n"')}, "segments/"),
+    _insight("insight-name-trailing-space", "name: 'Overlap '\nkind: overlap\nsegments: [SummerPromotion, CustomersFromCalifornia]\n",
+             "name: name 'Overlap ' starts or ends with a space or a line break"),
+    _insight("insight-name-null", "name: null\nkind: overlap\nsegments: [SummerPromotion, CustomersFromCalifornia]\n",
+             "name: must be a string, got null"),
+    _expansion("expansion-name-newline", "name: \"X\\n\"\nsource: SummerPromotion\nfields: [Income]\n",
+               "name: name 'X\\n' starts or ends with a space or a line break"),
+    _suggestion("suggestion-name-control", "name: \"A\\u0007B\"\ntarget: Income\ninfluencers: [State]\n",
+                "name: name 'A\\x07B' holds a control character"),
+    Case("quick-name-padded", "cli", ("quick-create", "--field", "State", "--value", "CA", "--name", " Padded"),
+         ("quick-create: name: name ' Padded' starts or ends with a space or a line break",)),
+    Case("save-suggestion-name-newline", "cli", ("save-suggestion", "LifetimeSpendSuggestions", "--name", "Low\n"),
+         ("--name: name 'Low\\n' starts or ends with a space or a line break",)),
+]  # fmt: skip
+
+CONFIG_CASES_2 = [
+    Case("catalog-entity-dotdot", "config", ("validate",),
+         ("profile.entity: entity '..' must start with a letter and hold letters, digits or _",),
+         {_CAT: _catalog("entity: Customer", "entity: '..'")}, _CAT),
+    Case("catalog-entity-empty", "config", ("validate",),
+         ("profile.entity: entity '' must start with a letter and hold letters, digits or _",),
+         {_CAT: _catalog("entity: Customer", "entity: ''")}, _CAT),
+    Case("catalog-entity-path", "config", ("run",),
+         ("profile.entity: entity '../segments/X' must start with a letter",),
+         {_CAT: _catalog("entity: Customer", "entity: ../segments/X")}, _CAT),
+    Case("catalog-key-slash", "config", ("validate",),
+         ("profile.key: key 'a/b' must start with a letter and hold letters, digits or _",),
+         {_CAT: _catalog("key: CustomerId", "key: a/b")}, _CAT),
+    Case("catalog-alias", "config", ("validate",), ("aliases (*s) are not supported",),
+         {_CAT: _catalog("State: {type: string}", "State: &s {type: string}\n    Region: *s")}, _CAT),
+    Case("catalog-list-key", "config", ("validate",), ("a key must be a plain value, not a list or mapping",),
+         {_CAT: _catalog("State: {type: string}", "? [State, Region]\n    : {type: string}")}, _CAT),
+    Case("lakehouse-list-key", "config", ("validate",), ("invalid YAML at line 1: a key must be a plain value",),
+         {_LH: "? [root]\n: lakehouse\n"}, _LH),
+]  # fmt: skip
+
+DATA_CASES_2 = [
+    Case("profile-columns-missing-and-mistyped", "data", ("run", "--only", "CustomersFromCalifornia"),
+         (("{root}/profile/Customer: ", "column State (string) of the catalog is missing"),
+          ("{root}/profile/Customer: ", "column Income is string in the table; the catalog says number")),
+         root="badschema"),
+    Case("activity-column-mistyped", "data", ("measures", "--as-of", "2024-06-01"),
+         (("{root}/profile/Customer: ", "column State (string) of the catalog is missing"),
+          ("{root}/profile/Customer: ", "column Income is string in the table; the catalog says number"),
+          ("{root}/activity/Purchases: ", "column PurchaseDate is string in the table; the catalog says timestamp")),
+         root="badschema"),
+    Case("truncated-commit-file", "data", ("run", "--only", "CustomersFromCalifornia"),
+         (("failed: run: ", "{root}/profile/Customer/_delta_log/00000000000000000000.json"),),
+         root="truncated", code=1),
+    Case("read-only-lakehouse", "data", ("run", "--only", "CustomersFromCalifornia", "--as-of", "2024-06-01"),
+         (("failed: run: [Errno ", "{root}/segments"),), root="readonly", code=1),
+]  # fmt: skip
+
 CASES = [
     *SEGMENT_CASES,
     *INSIGHT_CASES,
@@ -444,6 +743,12 @@ CASES = [
     *CONFIG_CASES,
     *CLI_CASES,
     *DATA_CASES,
+    *OUTPUT_CASES,
+    *SETTINGS_CASES,
+    *FILE_CASES,
+    *SEGMENT_CASES_2,
+    *CONFIG_CASES_2,
+    *DATA_CASES_2,
 ]
 
 
@@ -461,10 +766,14 @@ def test_bad_input_exits_2_with_one_line_per_problem(
     lakes: dict[str, Path],
     case_dir: Path,
     capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     conf = case_dir / "conf"
     subs = {"{file}": str(lakes["file"]), "{tmp}": str(case_dir)}
+    if case.root not in ("", *lakes):
+        pytest.skip(f"this machine cannot make the {case.root} lakehouse (root without chattr)")
     if case.root:
+        subs["{rootrel}"] = os.path.relpath(lakes[case.root], case_dir)
         subs["{root}"] = str(lakes[case.root])
 
     def fill(text: str) -> str:
@@ -479,12 +788,19 @@ def test_bad_input_exits_2_with_one_line_per_problem(
             target.write_bytes(content)
         else:
             target.write_text(fill(content), encoding="utf-8")
+    for rel, to in case.links.items():
+        link = case_dir / rel
+        if link.exists():
+            link.unlink()
+        link.symlink_to(fill(to))
+    for name, value in case.env.items():
+        monkeypatch.setenv(name, value)
     argv = [fill(a) for a in case.argv]
     if "--conf" not in argv:
         argv += ["--conf", str(conf)]
     if case.root and "--root" not in argv:
         argv += ["--root", str(lakes[case.root])]
-    watched = [lakes[k] for k in ("lake", "empty", "emptyprofile", "file")] + [case_dir]
+    watched = [*lakes.values(), case_dir]
     before = [_tree(p) for p in watched]
     capsys.readouterr()
 
@@ -494,10 +810,10 @@ def test_bad_input_exits_2_with_one_line_per_problem(
     after = [_tree(p) for p in watched]
     assert "Traceback" not in captured.err + captured.out
     lines = captured.err.splitlines()
-    assert code == 2, captured.err
+    assert code == case.code, captured.err
     assert len(lines) == len(case.expect), lines
     for line, expected in zip(lines, case.expect, strict=True):
-        assert line.startswith("error: "), line
+        assert line.startswith("error: " if case.code == 2 else "failed: "), line
         for part in (expected,) if isinstance(expected, str) else expected:
             assert fill(part) in line, (part, line)
         if case.file:
@@ -509,7 +825,7 @@ def test_corpus_is_large_and_covers_every_category() -> None:
     by_category: dict[str, int] = {}
     for c in CASES:
         by_category[c.category] = by_category.get(c.category, 0) + 1
-    assert len(CASES) >= 60
+    assert len(CASES) >= 220
     assert len({c.id for c in CASES if c.category == "segment"}) == by_category["segment"]
     assert set(by_category) == {
         "segment",
@@ -519,7 +835,11 @@ def test_corpus_is_large_and_covers_every_category() -> None:
         "config",
         "cli",
         "data",
+        "output",
+        "settings",
+        "files",
     }
+    assert len({f"{c.category}-{c.id}" for c in CASES}) == len(CASES)
 
 
 # -- values with SQL in them are plain values -----------------------------------------
@@ -573,3 +893,44 @@ def test_sql_in_values_and_display_names_is_plain_text(
         assert got == expected, output
     assert len(set(profile.loc[profile.State == SQL_VALUE, "CustomerId"])) > 0  # planted rows exist
     assert spark.read.format("delta").load(str(root / "profile" / "Customer")).count() == 240
+
+
+# -- values with quotes, and the calendar's edges ---------------------------------------
+
+
+@pytest.mark.parametrize("value", [SQL_VALUE, 'O\'Brien "x"'], ids=["sql", "both-quotes"])
+def test_quick_create_value_with_quotes_round_trips(
+    value: str, lakes: dict[str, Path], case_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = case_dir / "conf"
+    argv = ["quick-create", "--field", "State", "--value", value, "--name", "Quoted"]
+    root = ["--conf", str(conf), "--root", str(lakes["lake"]), "--as-of", "2024-06-01"]
+
+    code = _cli([*argv, *root])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    written = yaml.safe_load((conf / "segments" / "quoted.yaml").read_text(encoding="utf-8"))
+    assert written["where"] == {"attribute": "State", "op": "eq", "value": value}
+    profile = pd.DataFrame(_profile_rows(240), columns=PROFILE_SCHEMA.fieldNames())
+    members = int((profile.State == value).sum())
+    assert f"estimated size: {members:,} of 240 customers" in out
+
+
+def test_as_of_range_and_windows_past_year_1() -> None:
+    from cohortlake.conditions.compile import window_start
+    from cohortlake.conditions.model import Window
+    from cohortlake.context import parse_as_of
+    from cohortlake.errors import InputError
+
+    utc = dt.UTC
+    assert parse_as_of("1900-01-01") == dt.datetime(1900, 1, 1, tzinfo=utc)
+    assert parse_as_of("9999-12-31T23:59:59Z") == dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=utc)
+    with pytest.raises(InputError, match="out of range"):  # 1899-12-31 23:00 in UTC
+        parse_as_of("1900-01-01T04:00:00+05:00")
+    # 100000 weeks (about 1917 years) before 1900 is before year 1: the window starts at year 1.
+    start = dt.datetime(1900, 1, 1, tzinfo=utc)
+    year_1 = dt.datetime(1, 1, 1, tzinfo=utc)
+    assert window_start(start, Window(100_000, "weeks")) == year_1
+    assert window_start(start, Window(100_000, "years")) == year_1
+    assert window_start(start, Window(7, "days")) == dt.datetime(1899, 12, 25, tzinfo=utc)

@@ -23,11 +23,17 @@ from matplotlib.patches import Circle, Rectangle
 from matplotlib.text import Annotation, Text
 
 import insights.charts as charts
-from cohortlake import report
-from cohortlake.report import format_count, format_measure, format_pvalue, format_share
+from cohortlake.display import (
+    format_count,
+    format_measure,
+    format_pvalue,
+    format_share,
+    wrap_label,
+)
 from insights.differentiators import FieldScore
 from insights.distributions import DistRow
 from insights.overlap import Overlap, Region
+from lab import report
 
 LONG = "Customers who bought a seasonal drink every single summer weekend"
 
@@ -232,11 +238,11 @@ def test_number_formats_follow_one_rule() -> None:
 
 
 def test_wrap_label_breaks_camel_case_and_sentences() -> None:
-    assert report.wrap_label("HighValueOnlineCustomers", 18) == "HighValueOnline\nCustomers"
-    wrapped = report.wrap_label(LONG, 18)
+    assert wrap_label("HighValueOnlineCustomers", 18) == "HighValueOnline\nCustomers"
+    wrapped = wrap_label(LONG, 18)
     assert wrapped.replace("\n", " ") == LONG
     assert max(len(line) for line in wrapped.split("\n")) <= 18
-    assert report.wrap_label("A", 18) == "A"
+    assert wrap_label("A", 18) == "A"
 
 
 def _cells(html: str) -> list[list[str]]:

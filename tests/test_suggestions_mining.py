@@ -318,7 +318,7 @@ def test_refining_again_from_rounded_cuts_gives_the_same_suggestions(
 ) -> None:
     # provisional cuts that disagree with the data (every threshold "below the minimum")
     # make the run refine again from the rounded rules: same suggestions, one warning
-    import suggestions.run as run_module
+    import suggestions.candidates as run_module
 
     ctx, results, _ = mined
     monkeypatch.setattr(
@@ -329,7 +329,7 @@ def test_refining_again_from_rounded_cuts_gives_the_same_suggestions(
             None,
         ),
     )
-    with caplog.at_level("WARNING", logger="suggestions.run"):
+    with caplog.at_level("WARNING", logger="suggestions.candidates"):
         (again,) = run_suggestions(ctx, ["Spend"], as_of="2024-05-01")
     assert "provisional cuts disagree" in caplog.text
     keys = ("Rules", "Members", "Effect", "AdjustedPValue")

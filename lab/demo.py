@@ -7,7 +7,6 @@ then write the report. Every stage is timed; the run is reproducible (seed, as-o
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import logging
 import time
@@ -17,7 +16,7 @@ from typing import Any
 
 from cohortlake.context import Context, parse_as_of
 
-__all__ = ["DemoResult", "register", "run_demo"]
+__all__ = ["DEMO_AS_OF", "DemoResult", "run_demo"]
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +69,8 @@ def run_demo(
     ctx: Context, *, customers: int = 5000, seed: int = 42, as_of: dt.datetime | None = None
 ) -> DemoResult:
     """Run the whole lab on ``ctx``'s lakehouse; returns timings and stage results."""
-    from cohortlake.contoso import generate_contoso
     from cohortlake.measures import compute_measures
+    from lab.contoso import generate_contoso
     from segmentation.quick import quick_create
     from segmentation.run import run_segments
     from segmentation.validate import load_definitions
@@ -129,7 +128,7 @@ def run_demo(
         result.outputs["saved_segments"] = _stage(
             result, "saved segment", lambda: run_segments(ctx, only=names, as_of=as_of)
         )
-    from cohortlake.report import write_report
+    from lab.report import write_report
 
     result.report = _stage(result, "report", lambda: write_report(ctx, result))
     return result
@@ -163,52 +162,3 @@ def _validate_others(ctx: Context) -> None:
     load_insights(ctx.conf_dir, ctx.catalog)
     load_expansions(ctx.conf_dir, ctx.catalog)
     load_suggestion_runs(ctx.conf_dir, ctx.catalog)
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from cohortlake.cli import context_from_args
-
-    ctx = context_from_args(args)
-    as_of = parse_as_of(args.as_of or DEMO_AS_OF)
-    result = run_demo(ctx, customers=args.customers, seed=args.seed, as_of=as_of)
-    print(result.summary())
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    from cohortlake.cli import add_command, add_common
-    from cohortlake.commands import positive_int, seed_int
-
-    p = add_command(
-        sub,
-        "demo",
-        "run the whole Contoso Coffee lab end to end",
-        "Generates the lakehouse, computes measures, creates and runs the lab's segments,\n"
-        "insights, expansion and suggestions, saves a suggestion as a segment and writes the\n"
-        "report. The same seed and --as-of give the same tables.",
-        ["cohortlake demo", "cohortlake demo --customers 2000 --root /tmp/lake"],
-    )
-    p.add_argument(
-        "--customers", type=positive_int, default=5000, help="customers to generate (default 5000)"
-    )
-    p.add_argument("--seed", type=seed_int, default=42, help="random seed (default 42)")
-    add_common(p)
-    p.set_defaults(handler=_demo)
-
-    p = add_command(
-        sub,
-        "report",
-        "write the HTML report of a lakehouse (<root>/reports/contoso_lab.html)",
-        "Reads the lakehouse's tables and charts; runs nothing.",
-        ["cohortlake report", "cohortlake report --root /tmp/lake"],
-    )
-    add_common(p)
-    p.set_defaults(handler=_report)
-
-
-def _report(args: argparse.Namespace) -> int:
-    from cohortlake.cli import context_from_args
-    from cohortlake.report import write_report
-
-    print(f"report: {write_report(context_from_args(args))}")
-    return 0

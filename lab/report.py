@@ -13,8 +13,6 @@ import html
 import json
 import logging
 import numbers
-import re
-import textwrap
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,17 +24,17 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from cohortlake.context import Context
+from cohortlake.display import (
+    format_count,
+    format_measure,
+    format_pvalue,
+    format_share,
+    is_money,
+    missing,
+    wrap_label,
+)
 
-__all__ = [
-    "SECTIONS",
-    "format_count",
-    "format_measure",
-    "format_pvalue",
-    "format_share",
-    "is_money",
-    "wrap_label",
-    "write_report",
-]
+__all__ = ["SECTIONS", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -71,71 +69,6 @@ _MEASURE_COLUMNS = frozenset({"Score", "seconds"})
 _PVALUE_COLUMNS = frozenset({"PValue"})
 
 
-def _missing(v: Any) -> bool:
-    """None, NaN or NaT (a list or array is a value, even when empty)."""
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return False
-    try:
-        return bool(pd.isna(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def format_share(v: Any) -> str:
-    """A share (a fraction, 0.1494) as a percentage with one decimal: ``14.9%``."""
-    return "" if _missing(v) else f"{100 * float(v):.1f}%"
-
-
-def format_count(v: Any) -> str:
-    """A count with thousands separators: ``2,168``."""
-    if _missing(v):
-        return ""
-    return f"{int(v):,}" if isinstance(v, numbers.Integral) else f"{round(float(v)):,}"
-
-
-def format_measure(v: Any, money: bool = False) -> str:
-    """A measure with two decimals (``1,015.23``); money with its sign: ``$1,015.23``."""
-    if _missing(v):
-        return ""
-    x = float(v)
-    if not money:
-        return f"{x:,.2f}"
-    return ("-$" if x < 0 and f"{-x:.2f}" != "0.00" else "$") + f"{abs(x):,.2f}"
-
-
-def format_pvalue(v: Any) -> str:
-    """A p-value with three decimals, or ``< 0.001``."""
-    if _missing(v):
-        return ""
-    return "< 0.001" if float(v) < 0.001 else f"{float(v):.3f}"
-
-
-def is_money(label: str) -> bool:
-    """Whether a field's display name says it is in dollars (the catalog's ``... ($)``)."""
-    return label.rstrip().endswith("($)")
-
-
-def wrap_label(text: str, width: int) -> str:
-    """``text`` in lines of at most ``width`` characters where it can be broken.
-
-    Words longer than ``width`` (segment outputs such as ``HighValueOnlineCustomers``)
-    are broken at their CamelCase humps first.
-    """
-    words: list[str] = []
-    for word in text.split():
-        if len(word) <= width:
-            words.append(word)
-            continue
-        line = ""
-        for hump in re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])|[^A-Za-z0-9]+", word):
-            if line and len(line) + len(hump) > width:
-                words.append(line)
-                line = ""
-            line += hump
-        words.append(line)
-    return "\n".join(textwrap.wrap(" ".join(words), width, break_on_hyphens=False)) or text
-
-
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
@@ -145,7 +78,7 @@ def _auto(v: Any) -> str:
     """A cell of a column without a rule of its own, by the type of its value."""
     if isinstance(v, (list, tuple, np.ndarray)):
         return ", ".join(str(x) for x in v)
-    if _missing(v):
+    if missing(v):
         return ""
     if isinstance(v, (bool, np.bool_)):
         return str(bool(v))
@@ -321,7 +254,7 @@ def _overlap_table(frame: pd.DataFrame) -> str:
 def _field_value(v: Any, field_type: Any, money: bool) -> str:
     """A mean or median of a field: dates and timestamps as such (the table stores days
     and seconds since 1970-01-01), money with its sign, other measures with two decimals."""
-    if _missing(v):
+    if missing(v):
         return ""
     epoch = dt.datetime(1970, 1, 1)
     if field_type == "date":
