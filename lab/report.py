@@ -61,7 +61,7 @@ img{max-width:100%;border:1px solid #e3e6ea;border-radius:4px;margin:6px 8px 6px
 # thousands separators, money and measures with two decimals. Columns not listed here
 # are formatted by the type of their value (``_auto``).
 _COUNT_COLUMNS = frozenset(
-    {"Members", "Joined", "Left", "Runs", "TableVersion", "Rank", "Degree", "Categories",
+    {"Members", "Joined", "Left", "Runs", "TableVersion", "Rank", "Degree", "Categories", "Low", "High",
      "PrimaryCount", "OtherCount", "PrimaryNulls", "OtherNulls", "members"}
 )  # fmt: skip
 _SHARE_COLUMNS = frozenset({"Share", "ShareOfA", "ShareOfB", "Jaccard", "Share of customers"})
@@ -251,6 +251,15 @@ def _overlap_table(frame: pd.DataFrame) -> str:
     )  # fmt: skip
 
 
+def _estimated_table(frame: pd.DataFrame) -> str:
+    """Sizes and the top pairs of an estimated (sketch) overlap, with their 3-sigma bounds."""
+    sizes = frame[frame["Kind"] == "segment_size"] if "Kind" in frame else frame
+    pairs = frame[frame["Kind"] == "pair"].sort_values("Rank") if "Rank" in frame else frame
+    columns = ["Kind", "SegmentA", "SegmentB", "Members", "Low", "High", "Jaccard"]
+    headers = {"SegmentA": "Segment A", "SegmentB": "Segment B", "Members": "Members (estimated)"}
+    return _table(sizes, columns, headers=headers) + _table(pairs, columns, 50, headers=headers)
+
+
 def _field_value(v: Any, field_type: Any, money: bool) -> str:
     """A mean or median of a field: dates and timestamps as such (the table stores days
     and seconds since 1970-01-01), money with its sign, other measures with two decimals."""
@@ -318,9 +327,12 @@ def _insights(ctx: Context, reports: Path) -> tuple[str, str]:
             body = "<p>Not run yet.</p>"
         elif kind == "overlap":
             body = _overlap_table(frame)
+        elif kind == "estimated_overlap":
+            body = _estimated_table(frame)
         else:
             body = _differentiators_table(frame)
-        (overlap_html if kind == "overlap" else diff_html).append(title + body + charts)
+        overlaps = kind in ("overlap", "estimated_overlap")
+        (overlap_html if overlaps else diff_html).append(title + body + charts)
     return "".join(overlap_html) or "<p>No overlap insight.</p>", "".join(
         diff_html
     ) or "<p>No differentiators insight.</p>"

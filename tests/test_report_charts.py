@@ -428,3 +428,21 @@ def test_upset_and_heatmap_label_their_axes_and_show_jaccard_as_percentages(
     assert cells[(0, 1)] == "10.0%" and cells[(0, 0)] == "100.0%" and cells[(0, 2)] == "0.0%"
     (heading,) = heat.texts
     assert heading.get_text().endswith("pairwise Jaccard") and _inside(heat, heading)
+
+
+def test_an_estimated_overlap_shows_sizes_and_ranked_pairs_with_bounds() -> None:
+    frame = pd.DataFrame(
+        [
+            {"Kind": "segment_size", "SegmentA": "A", "SegmentB": None, "Members": 12345.6,
+             "Low": 11800.2, "High": 12900.9, "Jaccard": None, "Rank": None},
+            {"Kind": "pair", "SegmentA": "A", "SegmentB": "C", "Members": 40.0,
+             "Low": 20.0, "High": 61.0, "Jaccard": 0.004, "Rank": 2},
+            {"Kind": "pair", "SegmentA": "A", "SegmentB": "B", "Members": 3000.0,
+             "Low": 2800.0, "High": 3200.0, "Jaccard": 0.2512, "Rank": 1},
+        ]
+    )  # fmt: skip
+    html = report._estimated_table(frame)
+    assert "Members (estimated)" in html
+    assert ">12,346<" in html and ">11,800<" in html and ">12,901<" in html
+    assert html.index(">3,000<") < html.index(">40<")  # ranked best first
+    assert ">25.1%<" in html and ">0.4%<" in html
