@@ -362,7 +362,13 @@ def test_cli_bad_input_exits_2_and_writes_nothing(mined, tmp_path, capsys) -> No
     ctx, _, _ = mined
     conf = tmp_path / "conf"
     (conf / "suggestions").mkdir(parents=True)
-    shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
+    # the shipped catalog, its profile cut to the columns the mined lakehouse has (jobs
+    # check the tables' columns against the catalog before reading them)
+    catalog = yaml.safe_load((REPO / "conf" / "catalog.yaml").read_text())
+    present = set(ctx.lake.read(ctx.lake.profile_path("Customer")).columns)
+    attributes = catalog["profile"]["attributes"]
+    catalog["profile"]["attributes"] = {k: v for k, v in attributes.items() if k in present}
+    (conf / "catalog.yaml").write_text(yaml.safe_dump(catalog, sort_keys=False))
     bad = conf / "suggestions" / "bad.yaml"
     bad.write_text(
         "name: Bad\ntarget: LifetimeSpend\ninfluencers: [Income, LifetimeSpend, Incme]\n"
