@@ -24,14 +24,17 @@ from pydantic import (
 
 from cohortlake.config import load_document, pydantic_problems
 from cohortlake.errors import InputError, Problem
+from cohortlake.tables import table_ref_problem
 
 __all__ = [
+    "ActivitySpec",
     "AttributeSpec",
     "Catalog",
     "FieldRef",
     "FieldType",
     "MeasureSpec",
     "load_catalog",
+    "valid_name",
 ]
 
 FieldType = Literal["string", "number", "integer", "date", "timestamp", "boolean"]
@@ -53,6 +56,36 @@ class AttributeSpec(BaseModel):
     personal: bool = False
     description: str | None = None
     decimals: _Decimals | None = None
+    format: str | None = None
+
+    @field_validator("format")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None and v != "iso" and not _DATETIME_PATTERN.match(v):
+            raise ValueError(
+                f"format {v!r} is neither iso nor a Spark datetime pattern "
+                "(like yyyy-MM-dd or dd/MM/yyyy HH:mm)"
+            )
+        return v
+
+
+# How a date or timestamp stored as text is parsed: `iso` (ISO 8601, as Spark casts text)
+# or Spark's datetime pattern letters, punctuation and 'quoted text' (docs: "Datetime
+# Patterns for Formatting and Parsing"). A value that does not parse is null, and
+# `cohortlake check` counts them.
+_DATETIME_PATTERN = re.compile(r"^(?:[GyuDMLdQqEecFahKkHmsSnNVzOXxZ]|[ \-/.,:_\[\]]|'[^'\n]*')+$")
+
+
+def valid_name(text: str) -> bool:
+    """A catalog name: a letter, then letters, digits or _ (at most 128 characters)."""
+    return bool(_NAME.match(text))
+
+
+def _check_table(v: str | None) -> str | None:
+    problem = table_ref_problem(v) if v is not None else None
+    if problem:
+        raise ValueError(problem)
+    return v
 
 
 def _check_names(names: dict[str, Any], what: str) -> dict[str, Any]:
@@ -77,7 +110,10 @@ class ProfileSpec(BaseModel):
 
     entity: str = "Customer"
     key: str = "CustomerId"
+    table: str | None = None
     attributes: dict[str, AttributeSpec]
+
+    _table = field_validator("table")(_check_table)
 
     @field_validator("entity", "key")
     @classmethod
@@ -96,12 +132,26 @@ class ProfileSpec(BaseModel):
 
 
 class ActivitySpec(BaseModel):
-    """An activity entity linked to the profile by the customer key, with an event time."""
+    """An activity entity linked to the profile by the customer key, with an event time.
+
+    ``key`` names the activity's own customer-key column when it is not the profile's.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     event_time: str
+    table: str | None = None
+    key: str | None = None
     attributes: dict[str, AttributeSpec]
+
+    _table = field_validator("table")(_check_table)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v):
+            raise ValueError(f"key {v!r} must start with a letter and hold letters, digits or _")
+        return v
 
     @field_validator("attributes")
     @classmethod
@@ -321,13 +371,21 @@ def _validate_measures(model: _CatalogModel, file: str) -> list[Problem]:
 
 
 def _validate_decimals(model: _CatalogModel, file: str) -> list[Problem]:
-    """``decimals`` only where numbers are: number and integer attributes and measures."""
+    """``decimals`` only where numbers are, ``format`` only where dates and timestamps are."""
     problems: list[Problem] = []
     entities = [("profile", model.profile.attributes)] + [
         (f"activities.{n}", a.attributes) for n, a in model.activities.items()
     ]
     for base, attributes in entities:
         for name, a in attributes.items():
+            if a.format is not None and a.type not in ("date", "timestamp"):
+                problems.append(
+                    Problem(
+                        file,
+                        f"{base}.attributes.{name}.format",
+                        f"format applies to date and timestamp attributes stored as text, {name} is {a.type}",
+                    )
+                )
             if a.decimals is not None and a.type not in _NUMERIC:
                 problems.append(
                     Problem(

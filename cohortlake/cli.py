@@ -38,6 +38,8 @@ log = logging.getLogger("cohortlake")
 _COMMAND_MODULES = (
     "lab.cli",
     "cohortlake.commands",
+    "cohortlake.data_cli",
+    "cohortlake.importing",
     "segmentation.cli",
     "insights.cli",
     "insights.sketch_cli",
@@ -143,11 +145,16 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("-q", "--quiet", action="store_true", help="errors only")
 
 
-def context_from_args(args: argparse.Namespace) -> Context:
-    """Validate the common flags and the configuration (no Spark yet)."""
+def context_from_args(args: argparse.Namespace, *, catalog: bool = True) -> Context:
+    """Validate the common flags and the configuration (no Spark yet); ``catalog=False``
+    for the commands that make the catalog or its tables."""
     parse_as_of(getattr(args, "as_of", None))
     return load_context(
-        args.conf, root=args.root, master=args.master, tracking_uri=args.tracking_uri
+        args.conf,
+        root=args.root,
+        master=args.master,
+        tracking_uri=args.tracking_uri,
+        catalog=catalog,
     )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "SparkSettings",
     "format_loc",
     "load_document",
+    "load_documents",
     "load_lakehouse_config",
     "master_problem",
     "pydantic_problems",
@@ -108,15 +109,11 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def load_document(path: str | Path) -> Any:
-    """Parse a YAML or JSON file of at most 1 MB; a missing, large or malformed file is an
-    InputError (one line, naming the file)."""
-    p = Path(path)
-    name = str(path)
+def _read_text(p: Path, name: str) -> str:
+    """A configuration file's text: a missing, large or undecodable file is an InputError."""
     if not p.is_file():
         reason = "not a regular file" if p.exists() else "file not found"
         raise InputError(Problem(name, "", reason))
-    kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
     try:
         with p.open("rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
@@ -124,13 +121,34 @@ def load_document(path: str | Path) -> Any:
             raise InputError(
                 Problem(name, "", "file is larger than 1 MB, the limit for configuration files")
             )
-        text = data.decode("utf-8-sig")  # a byte-order mark from a Windows editor is fine
+        return data.decode("utf-8-sig")  # a byte-order mark from a Windows editor is fine
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(Problem(name, "", f"cannot read file: {exc}")) from None
+
+
+def _yaml_stream(text: str) -> list[tuple[int, Any]]:
+    """``(line of the document's start, data)`` of every document of a YAML stream."""
+    loader = _UniqueKeyLoader(text)
+    out: list[tuple[int, Any]] = []
+    try:
+        while loader.check_node():
+            line = loader.peek_event().start_mark.line + 1
+            out.append((line, loader.construct_document(loader.get_node())))
+    finally:
+        loader.dispose()
+    return out
+
+
+def _parse(path: str | Path) -> list[tuple[int, Any]]:
+    """Every document of a YAML or JSON file (JSON holds one) with the line it starts on."""
+    p = Path(path)
+    name = str(path)
+    text = _read_text(p, name)
+    kind = "JSON" if p.suffix.lower() == ".json" else "YAML"
     try:
         if kind == "JSON":
-            return json.loads(text, object_pairs_hook=_unique_pairs)
-        return yaml.load(text, Loader=_UniqueKeyLoader)
+            return [(1, json.loads(text, object_pairs_hook=_unique_pairs))]
+        return _yaml_stream(text)
     except RecursionError:
         raise InputError(Problem(name, "", f"invalid {kind}: nested too deeply")) from None
     except json.JSONDecodeError as exc:
@@ -146,6 +164,34 @@ def load_document(path: str | Path) -> Any:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise InputError(Problem(name, "", f"invalid YAML{where}: {what}")) from None
+
+
+def load_document(path: str | Path) -> Any:
+    """Parse a YAML or JSON file of at most 1 MB holding one document; a missing, large or
+    malformed file, or a second ``---`` document, is an InputError (one line, naming the file).
+
+    Empty documents (a trailing ``---``) are ignored; a file without any gives None.
+    """
+    found = [(line, data) for line, data in _parse(path) if data is not None]
+    if len(found) > 1:
+        raise InputError(
+            Problem(
+                str(path),
+                "",
+                f"a second document starts at line {found[1][0]} (after ---); "
+                "this file holds one document",
+            )
+        )
+    return found[0][1] if found else None
+
+
+def load_documents(path: str | Path) -> list[Any]:
+    """Every document of a YAML file (``---`` between them; a JSON file holds one), in order.
+
+    The same limits as ``load_document`` apply to the whole file. An empty document (a
+    trailing ``---``) is kept as None, so positions stay those of the file.
+    """
+    return [data for _, data in _parse(path)]
 
 
 def format_loc(loc: Sequence[int | str]) -> str:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
-from pyspark.sql import types as T
 
-from cohortlake.catalog import AttributeSpec, Catalog, load_catalog
+from cohortlake.catalog import Catalog, load_catalog
 from cohortlake.conditions.limits import utc
 from cohortlake.config import LakehouseConfig, load_lakehouse_config, master_problem
-from cohortlake.errors import InputError, Problem
+from cohortlake.errors import InputError
 from cohortlake.lake import Lake
 
 __all__ = ["AS_OF_RANGE", "Context", "load_context", "parse_as_of"]
@@ -26,12 +25,19 @@ class Context:
 
     conf_dir: Path
     config: LakehouseConfig
-    catalog: Catalog
+    _catalog: Catalog | None
     root: str
     master: str | None = None
     spark_conf: dict[str, Any] = field(default_factory=dict)
     _spark: SparkSession | None = None
     _lake: Lake | None = None
+
+    @property
+    def catalog(self) -> Catalog:
+        """The validated catalog (loaded on first use when the context was built without it)."""
+        if self._catalog is None:
+            self._catalog = load_catalog(self.conf_dir / "catalog.yaml")
+        return self._catalog
 
     @property
     def spark(self) -> SparkSession:
@@ -70,95 +76,32 @@ class Context:
         activities: Iterable[str] = (),
         segments: Iterable[str] = (),
     ) -> None:
-        """The tables a job reads must exist, match the catalog's columns, and the profile
-        hold rows, before it writes.
+        """The tables a job reads must exist and match the catalog, and the profile hold
+        rows with one non-null key each, before the job reads or writes anything else.
 
-        A missing table, a missing or mistyped column or an empty profile is bad input for
-        the job: an InputError (exit 2, one line per problem, nothing written) instead of a
-        failure half-way through.
+        The schemas are checked from metadata (no Spark job), the profile's keys by one
+        aggregation (``cohortlake.checks``). Any mismatch is bad input for the job: an
+        InputError (exit 2, one line per problem, nothing written).
         """
+        from cohortlake.checks import key_problems, profile_key_counts, schema_problems
+        from cohortlake.sources import profile_ref
+
         lake = self.lake
-        problems: list[Problem] = []
-        if profile:
-            path = lake.profile_path(self.catalog.profile_entity)
-            if not lake.exists(path):
-                problems.append(
-                    Problem(
-                        path,
-                        "",
-                        "missing Delta table: the customer profile (run `cohortlake generate` or load your data)",
-                    )
-                )
-            else:
-                table = lake.read(path)
-                attributes = self.catalog.profile.attributes
-                problems += _column_problems(path, table.schema, self.catalog.key, attributes)
-                if table.limit(1).count() == 0:
-                    problems.append(Problem(path, "", "the customer profile table has no rows"))
-        if measures and not lake.exists(lake.measures_path()):
-            problems.append(
-                Problem(
-                    lake.measures_path(),
-                    "",
-                    "missing Delta table: the measures (run `cohortlake measures`)",
-                )
-            )
-        for entity in dict.fromkeys(activities):
-            path = lake.activity_path(entity)
-            found = self.catalog.activity(entity)
-            if not lake.exists(path):
-                problems.append(Problem(path, "", f"missing Delta table: activity {entity}"))
-            elif found is not None:
-                schema = lake.read(path).schema
-                problems += _column_problems(path, schema, self.catalog.key, found[1].attributes)
-        for output in dict.fromkeys(segments):
-            path = lake.segment_path(output)
-            if not lake.exists(path):
-                problems.append(
-                    Problem(path, "", f"missing Delta table: segment {output} has not been run yet")
-                )
+        problems = schema_problems(
+            lake,
+            self.catalog,
+            profile=profile,
+            activities=activities,
+            measures=measures,
+            segments=segments,
+        )
+        table = str(profile_ref(lake, self.catalog))
+        if profile and not any(p.file == table or p.path.startswith("profile") for p in problems):
+            # the profile matches the catalog: count its keys
+            counts = profile_key_counts(lake, self.catalog)
+            problems = key_problems(table, self.catalog.key, counts) + problems
         if problems:
             raise InputError(problems)
-
-
-# The Spark types a catalog type may be stored as (a date may be a timestamp and back).
-_STORED_AS: dict[str, tuple[type[T.DataType], ...]] = {
-    "string": (T.StringType, T.VarcharType, T.CharType),
-    "number": (T.NumericType,),
-    "integer": (T.IntegralType,),
-    "date": (T.DateType, T.TimestampType, T.TimestampNTZType),
-    "timestamp": (T.TimestampType, T.TimestampNTZType, T.DateType),
-    "boolean": (T.BooleanType,),
-}
-
-
-def _column_problems(
-    path: str, schema: T.StructType, key: str, attributes: Mapping[str, AttributeSpec]
-) -> list[Problem]:
-    """The table's columns against the catalog: every attribute and the key, of its type.
-
-    Checked from the Delta log's schema before anything runs, so a table that does not
-    match the catalog is bad input (exit 2) rather than a Spark error half-way through.
-    """
-    columns = {f.name.lower(): f.dataType for f in schema.fields}
-    problems = []
-    if key.lower() not in columns:
-        problems.append(Problem(path, "", f"the key column {key} is missing from the table"))
-    for name, spec in attributes.items():
-        dtype = columns.get(name.lower())
-        if dtype is None:
-            problems.append(
-                Problem(path, "", f"column {name} ({spec.type}) of the catalog is missing")
-            )
-        elif not isinstance(dtype, _STORED_AS[spec.type]):
-            problems.append(
-                Problem(
-                    path,
-                    "",
-                    f"column {name} is {dtype.simpleString()} in the table; the catalog says {spec.type}",
-                )
-            )
-    return problems
 
 
 def load_context(
@@ -168,17 +111,23 @@ def load_context(
     master: str | None = None,
     tracking_uri: str | None = None,
     spark: SparkSession | None = None,
+    catalog: bool = True,
 ) -> Context:
-    """Load ``<conf>/lakehouse.yaml`` and ``<conf>/catalog.yaml``; ``root`` overrides the config."""
+    """Load ``<conf>/lakehouse.yaml`` and ``<conf>/catalog.yaml``; ``root`` overrides the config.
+
+    ``catalog=False`` is for the commands that make a catalog or its tables (``import``,
+    ``catalog init``): the catalog is then loaded only if used, and the configuration
+    folder may be missing (all defaults).
+    """
     conf = Path(conf_dir)
-    if not conf.is_dir():
+    if catalog and not conf.is_dir():
         raise InputError(f"configuration folder not found: {conf}", file=str(conf))
     if master is not None and master_problem(master):
         raise InputError(str(master_problem(master)), file="--master")
     config = load_lakehouse_config(
         conf / "lakehouse.yaml", {"root": root, "tracking_uri": tracking_uri}
     )
-    catalog = load_catalog(conf / "catalog.yaml")
+    loaded = load_catalog(conf / "catalog.yaml") if catalog else None
     resolved = config.resolved_root(Path.cwd())
     local = (
         Path(resolved.removeprefix("file:"))
@@ -191,7 +140,7 @@ def load_context(
             file=str(conf / "lakehouse.yaml"),
             path="root",
         )
-    ctx = Context(conf, config, catalog, resolved, master=master)
+    ctx = Context(conf, config, loaded, resolved, master=master)
     if spark is not None:
         ctx._spark = spark
     return ctx

@@ -19,8 +19,8 @@ from pyspark.sql import functions as F
 
 from cohortlake.catalog import Catalog
 from cohortlake.conditions.compile import aggregate
-from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
+from cohortlake.sources import read_activity, read_profile
 
 __all__ = [
     "activity_measures",
@@ -77,15 +77,12 @@ def activity_measures(
     parts: list[DataFrame] = []
     aggregates: list[Column] = []
     for entity, names in sorted(measures_by_source(catalog).items()):
-        path = lake.activity_path(entity)
-        if not lake.exists(path):
-            raise RunFailure(f"activity table missing: {path}")
         values: list[Column] = []
         for name in names:
             column = f"__value{len(aggregates)}"
             values.append(_value(catalog, name, as_of).alias(column))
             aggregates.append(aggregate(catalog.measures[name].agg, F.col(column)).alias(name))
-        parts.append(lake.read(path).select(key, *values))
+        parts.append(read_activity(lake, catalog, entity).select(key, *values))
     if not parts:
         return None
     rows = functools.reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
@@ -101,13 +98,8 @@ def measure_frame(lake: Lake, catalog: Catalog, as_of: dt.datetime | None = None
     customers: see ``benchmarks/bench_measures.py``.)
     """
     key = catalog.key
-    profile_path = lake.profile_path(catalog.profile_entity)
-    if not lake.exists(profile_path):
-        raise RunFailure(
-            f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
-        )
     aggregated = activity_measures(lake, catalog, as_of)
-    keys = lake.read(profile_path).select(key)
+    keys = read_profile(lake, catalog).select(key)
     if aggregated is None:
         return keys
     # A hash join: the aggregate comes out partitioned by the key, so only the profile's

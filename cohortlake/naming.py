@@ -7,23 +7,28 @@ lakehouse, ignoring case; ``registered_outputs`` scans the conf folders for them
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, StringConstraints
 
-from cohortlake.config import load_document
+from cohortlake.config import load_documents
 from cohortlake.errors import InputError, Problem
 
 __all__ = [
     "DEFINITION_KINDS",
     "MAX_NAME",
     "DefinitionName",
+    "Documents",
     "definition_files",
     "derive_output_name",
+    "load_definition_file",
     "name_problem",
     "read_definition_files",
     "registered_outputs",
+    "split_documents",
 ]
 
 DEFINITION_KINDS = ("segments", "insights", "expansions", "suggestions")
@@ -84,7 +89,7 @@ def definition_files(folder: Path) -> list[Path]:
     """YAML and JSON files of a definitions folder, in name order."""
     if not folder.is_dir():
         return []
-    # A folder or a device under a definition's name is reported (load_document), not
+    # A folder or a device under a definition's name is reported (load_definition_file), not
     # skipped; hidden entries (an editor's lock files) are left alone.
     return sorted(
         p
@@ -94,23 +99,65 @@ def definition_files(folder: Path) -> list[Path]:
     )
 
 
+@dataclass(frozen=True)
+class Documents:
+    """A definition file of several ``---``-separated documents: ``(path, data)`` of each.
+
+    A path is ``[N]``, the document's place in the file counting from 0 (empty documents
+    count, and are left out); problems inside it are reported as ``[N].where.all[0]``.
+    """
+
+    items: tuple[tuple[str, Any], ...]
+
+
+def load_definition_file(path: str | Path) -> Any:
+    """A definition file's data: its one document, or ``Documents`` when it holds several.
+
+    Empty documents (a trailing ``---``) are skipped; a file with none gives None.
+    """
+    found = [(f"[{i}]", d) for i, d in enumerate(load_documents(path)) if d is not None]
+    if len(found) > 1:
+        return Documents(tuple(found))
+    return found[0][1] if found else None
+
+
+def split_documents(
+    data: Any, listed: Callable[[Any], list[tuple[str, Any]]] | None = None
+) -> list[tuple[str, Any]]:
+    """``(path, definition)`` of every definition of a file's data (``load_definition_file``).
+
+    ``listed`` splits one document into its definitions (a list under its kind's key), each
+    with its path inside the document; a document's ``[N]`` is put before that path.
+    """
+    docs = list(data.items) if isinstance(data, Documents) else [("", data)]
+    out: list[tuple[str, Any]] = []
+    for prefix, doc in docs:
+        for path, item in listed(doc) if listed is not None else [("", doc)]:
+            if prefix and path:
+                path = prefix + (path if path.startswith("[") else "." + path)
+            out.append((path or prefix, item))
+    return out
+
+
 def read_definition_files(folder: Path) -> tuple[list[tuple[str, Any]], list[Problem]]:
     """Parse every definition file of a folder: ``(file, data)`` pairs and the files' own problems.
 
-    A file that does not parse is reported and skipped, so the others are still checked.
+    ``data`` is what ``load_definition_file`` gives (``split_documents`` lists its
+    definitions). A file that does not parse is reported and skipped, so the others are
+    still checked.
     """
     parsed: list[tuple[str, Any]] = []
     problems: list[Problem] = []
     for path in definition_files(folder):
         try:
-            parsed.append((str(path), load_document(path)))
+            parsed.append((str(path), load_definition_file(path)))
         except InputError as exc:
             problems.extend(exc.problems)
     return parsed, problems
 
 
-def _documents(data: Any) -> list[tuple[str, Any]]:
-    """A file's definitions: one document, or a list under its kind's key (or ``definitions``)."""
+def _listed(data: Any) -> list[tuple[str, Any]]:
+    """A document's definitions: itself, or a list under its kind's key (or ``definitions``)."""
     if isinstance(data, dict) and "name" not in data:
         for key in (*DEFINITION_KINDS, "definitions"):
             if isinstance(data.get(key), list):
@@ -124,17 +171,19 @@ def registered_outputs(
     """Map lower-cased output name -> (output, kind, file) for every definition in conf.
 
     Only names are read here (full validation belongs to each kind); a clash between
-    two definitions, ignoring case, is an InputError naming both files.
+    two definitions, ignoring case, is an InputError naming both files (and the
+    documents or list items, within a file of several).
     """
     seen: dict[str, tuple[str, str, str]] = {}
+    where_seen: dict[str, str] = {}
     problems: list[Problem] = []
     for kind in kinds:
         for file in definition_files(conf_dir / kind):
             try:
-                data = load_document(file)
+                data = load_definition_file(file)
             except InputError:
                 continue  # reported by the kind's own validation
-            for path, doc in _documents(data):
+            for path, doc in split_documents(data, _listed):
                 if not isinstance(doc, dict):
                     continue
                 output = doc.get("output")
@@ -146,15 +195,18 @@ def registered_outputs(
                 prior = seen.get(output.lower())
                 if prior is not None:
                     where = f"{path}.output" if path else "output"
+                    at = where_seen[output.lower()]
                     problems.append(
                         Problem(
                             str(file),
                             where,
-                            f"output name {output!r} is already used by {prior[1]} in {prior[2]}",
+                            f"output name {output!r} is already used by {prior[1]} in {prior[2]}"
+                            + (f" at {at}" if at else ""),
                         )
                     )
                     continue
                 seen[output.lower()] = (output, kind, str(file))
+                where_seen[output.lower()] = path
     if problems:
         raise InputError(problems)
     return seen

@@ -47,8 +47,12 @@ _BASE_CONF: dict[str, str] = {
 
 _LOG4J2 = Path(__file__).with_name("log4j2.properties")
 # What the JVM prints on every start that says nothing to a user (Spark 4 always adds the
-# incubating vector module, and the JVM announces it on stderr, before any logger exists).
-_JVM_NOISE = (b"WARNING: Using incubator modules",)
+# incubating vector module, and the JVM announces it on stderr, before any logger exists;
+# with a Hive metastore, its Derby/DataNucleus stack prints a restricted-mode notice).
+_JVM_NOISE = (
+    b"WARNING: Using incubator modules",
+    b"Warning: Java versions > Java 11 can only operate in restricted mode",
+)
 
 
 def _launched_by_spark_submit() -> bool:

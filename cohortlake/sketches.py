@@ -29,6 +29,7 @@ from pyspark.sql import types as T
 from cohortlake.catalog import Catalog
 from cohortlake.commits import CONFLICTS, table_lock
 from cohortlake.lake import Lake, SegmentRun
+from cohortlake.sources import read_profile
 
 __all__ = [
     "LG_K",
@@ -109,9 +110,8 @@ def record_published_sketch(lake: Lake, run: SegmentRun, key: str) -> None:
 
 def profile_sketch(lake: Lake, catalog: Catalog, run_id: str, version: int) -> SketchRow:
     """The whole profile's sketch at ``version``: one scan of the key column."""
-    path = lake.profile_path(catalog.profile_entity)
     found = (
-        lake.read(path, version=version)
+        read_profile(lake, catalog, version)
         .agg(F.count(F.lit(1)).alias("n"), sketch_agg(F.col(catalog.key)).alias("s"))
         .first()
     )

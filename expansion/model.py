@@ -1,6 +1,7 @@
 """Expansion definitions: what to expand, on which fields, from which pool, how many.
 
-A file in ``conf/expansions/`` holds one definition (or a list under ``definitions:``).
+A file in ``conf/expansions/`` holds one definition (or several ``---``-separated documents,
+or a list under ``definitions:``).
 Validation is complete before any data is read: unknown keys, fields unknown to the
 catalog (with did-you-mean), source and pool segments unknown to ``conf/``, a size cap
 out of range. Every problem carries its file and path (``fields[1]``).
@@ -32,6 +33,7 @@ from cohortlake.naming import (
     derive_output_name,
     read_definition_files,
     registered_outputs,
+    split_documents,
 )
 
 __all__ = [
@@ -144,6 +146,11 @@ class Expansion:
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:
+    """A file's definitions: one or more ``---`` documents, each one or a list under ``definitions``."""
+    return split_documents(data, _listed)
+
+
+def _listed(data: Any) -> list[tuple[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("definitions"), list) and "name" not in data:
         return [(f"definitions[{i}]", d) for i, d in enumerate(data["definitions"])]
     return [("", data)]

@@ -26,6 +26,7 @@ from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.lake import SegmentRun, new_run_id
 from cohortlake.sketches import record_published_sketch
+from cohortlake.sources import read_fields
 from expansion.features import BLOCK, ID, fit_encoding, z_columns
 from expansion.model import MIN_SOURCE_MEMBERS, Expansion, load_expansions
 from expansion.quality import (
@@ -93,14 +94,9 @@ def run_expansions(
 
 def _population(ctx: Context, exp: Expansion) -> DataFrame:
     lake, cat = ctx.lake, ctx.catalog
-    key = cat.key
     profile_cols = [f.name for f in exp.fields if f.source == "profile"]
     measure_cols = [f.name for f in exp.fields if f.source == "measure"]
-    people = lake.read(lake.profile_path(cat.profile_entity)).select(key, *profile_cols)
-    if measure_cols:
-        measures = lake.read(lake.measures_path()).select(key, *measure_cols)
-        people = people.join(measures, key, "left")
-    return people
+    return read_fields(lake, cat, profile_cols, measure_cols)
 
 
 def _members(ctx: Context, output: str) -> DataFrame:

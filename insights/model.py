@@ -1,6 +1,7 @@
 """Insight definitions in ``conf/insights/``: parsed with pydantic, checked against the catalog.
 
-A file holds one definition or a list of them under ``insights:``::
+A file holds one definition, several separated by ``---`` lines, or a list of them under
+``insights:``::
 
     name: High Value Online Overlapped with California Customers
     output: HighValueOnlineOverlappedwithCaliforniaCustomers   # optional, derived from name
@@ -43,6 +44,7 @@ from cohortlake.naming import (
     derive_output_name,
     read_definition_files,
     registered_outputs,
+    split_documents,
 )
 
 __all__ = [
@@ -156,6 +158,11 @@ InsightDefinition = OverlapDefinition | DifferentiatorsDefinition | EstimatedOve
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:
+    """A file's definitions: one or more ``---`` documents, each one or a list under ``insights``."""
+    return split_documents(data, _listed)
+
+
+def _listed(data: Any) -> list[tuple[str, Any]]:
     if isinstance(data, dict) and "name" not in data and isinstance(data.get("insights"), list):
         return [(f"insights[{i}]", d) for i, d in enumerate(data["insights"])]
     return [("", data)]

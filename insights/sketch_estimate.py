@@ -33,6 +33,7 @@ from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem
 from cohortlake.naming import registered_outputs
 from cohortlake.sketches import LG_K, PROFILE, SketchRow, latest_sketches, profile_sketch
+from cohortlake.sources import profile_ref, ref_version
 from insights.theta import bounds, decode, load_sketches
 
 __all__ = ["SetEstimate", "estimate_condition", "parse_condition", "segment_outputs"]
@@ -179,5 +180,5 @@ def _profile_sketch(ctx: Context) -> SketchRow:
     """The whole profile's sketch, computed now (no segment run has recorded one yet)."""
     ctx.check_tables(profile=True)
     lake = ctx.lake
-    version = lake.version(lake.profile_path(ctx.catalog.profile_entity)) or 0
+    version = ref_version(lake, profile_ref(lake, ctx.catalog)) or 0
     return profile_sketch(lake, ctx.catalog, "on-demand", version)

@@ -11,8 +11,8 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from cohortlake.catalog import Catalog, FieldRef
-from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
+from cohortlake.sources import read_fields
 
 __all__ = ["NUMERIC_TYPES", "customer_rows", "field_names", "is_numeric", "long_values"]
 
@@ -78,27 +78,6 @@ def customer_rows(lake: Lake, catalog: Catalog, fields: tuple[FieldRef, ...]) ->
     Measures come from the measures table by a left join, so a customer without
     activity has null measures. A missing table or column is a RunFailure.
     """
-    key = catalog.key
-    profile_path = lake.profile_path(catalog.profile_entity)
-    if not lake.exists(profile_path):
-        raise RunFailure(f"missing profile table {profile_path}")
-    profile = lake.read(profile_path)
     wanted = [f.name for f in fields if f.source == "profile"]
-    _check_columns(profile, [key, *wanted], profile_path)
-    rows = profile.select(key, *wanted)
     measures = [f.name for f in fields if f.source == "measure"]
-    if measures:
-        path = lake.measures_path()
-        if not lake.exists(path):
-            raise RunFailure(f"missing measures table {path}: run the measures job first")
-        table = lake.read(path)
-        _check_columns(table, [key, *measures], path)
-        rows = rows.join(table.select(key, *measures), key, "left")
-    return rows
-
-
-def _check_columns(df: DataFrame, names: list[str], path: str) -> None:
-    have = {c.lower(): c for c in df.columns}
-    missing = [n for n in names if n.lower() not in have]
-    if missing:
-        raise RunFailure(f"table {path} has no column {', '.join(missing)}")
+    return read_fields(lake, catalog, wanted, measures)

@@ -33,6 +33,7 @@ from cohortlake.display import (
     missing,
     wrap_label,
 )
+from cohortlake.sources import read_profile
 
 __all__ = ["SECTIONS", "write_report"]
 
@@ -437,7 +438,7 @@ def write_report(ctx: Context, demo: Any = None) -> str:
     """Write ``<root>/reports/contoso_lab.html`` and return its path."""
     reports = Path(ctx.lake.reports_dir().removeprefix("file:"))
     reports.mkdir(parents=True, exist_ok=True)
-    customers = ctx.lake.read(ctx.lake.profile_path(ctx.catalog.profile_entity)).count()
+    customers = read_profile(ctx.lake, ctx.catalog).count()
     overlap, differentiators = _insights(ctx, reports)
     sections = {
         "segments": ("Segments", _segments(ctx, reports, customers)),

@@ -117,7 +117,8 @@ def _export(args: argparse.Namespace) -> int:
     check_output_name(args.segment, "segment")
     ctx = context_from_args(args)
     check_user_output(args.out, ctx.root, args.replace, folder=args.folder)  # before Spark
-    ctx.check_tables(profile=False, segments=[args.segment])
+    # The profile and measures are read only for columns the segment table lacks.
+    ctx.check_tables(profile=bool(args.columns), segments=[args.segment])
     done = export_segment(
         ctx,
         args.segment,

@@ -28,6 +28,7 @@ from cohortlake.conditions.compile import (
 )
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake
+from cohortlake.sources import read_activity, read_profile
 from segmentation.model import (
     All,
     AnyOf,
@@ -143,12 +144,7 @@ class CustomerFrame:
         """
         pinned = versions or {}
         key = self.key
-        profile_path = lake.profile_path(self.catalog.profile_entity)
-        if not lake.exists(profile_path):
-            raise RunFailure(
-                f"profile table missing: {profile_path} (run `cohortlake generate` or load your data)"
-            )
-        frame = lake.read(profile_path, pinned.get("profile")).select(
+        frame = read_profile(lake, self.catalog, pinned.get("profile")).select(
             key, *sorted(self.profile_columns)
         )
         if self.measure_columns:
@@ -161,13 +157,10 @@ class CustomerFrame:
             )
             frame = frame.join(measures, key, "left")
         for entity, aggs in sorted(self._aggregates.items()):
-            path = lake.activity_path(entity)
-            if not lake.exists(path):
-                raise RunFailure(f"activity table missing: {path}")
             # Rows no leaf selects add nothing to any aggregate: drop them before the shuffle.
             wanted = fold([a.rows for a in aggs.values()], "or")
             grouped = (
-                lake.read(path, pinned.get(f"activity/{entity}"))
+                read_activity(lake, self.catalog, entity, pinned.get(f"activity/{entity}"))
                 .filter(wanted)
                 .groupBy(key)
                 .agg(*[a.expr for a in aggs.values()])

@@ -27,6 +27,7 @@ from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.numbers import number_text
 from cohortlake.outputs import check_user_output, is_uri
+from cohortlake.sources import read_fields
 
 __all__ = ["FORMULA_PREFIXES", "Exported", "export_segment", "neutralise"]
 
@@ -148,16 +149,9 @@ def export_segment(
             for c in missing
             if (r := ctx.catalog.resolve(c)) is not None and r.source == "profile"
         ]
-        if profile_cols:
-            profile = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(
-                key, *profile_cols
-            )
-            frame = frame.join(profile, key, "left")
         measure_cols = [c for c in missing if c not in profile_cols]
-        if measure_cols:
-            frame = frame.join(
-                lake.read(lake.measures_path()).select(key, *measure_cols), key, "left"
-            )
+        fields = read_fields(lake, ctx.catalog, profile_cols, measure_cols)
+        frame = frame.join(fields, key, "left")
     out = frame.select(
         *[_shown(ctx, f.name, f.dataType) for f in frame.select(*wanted).schema.fields]
     ).orderBy(key)

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.numbers import number_text
+from cohortlake.sources import read_fields, read_profile
 
 __all__ = ["SegmentPreview", "preview_segment"]
 
@@ -86,18 +87,13 @@ def preview_segment(
     if not lake.exists(path):
         raise RunFailure(f"segment {output} has no output yet: run it first")
     members = lake.read(path)
-    customers = lake.read(lake.profile_path(ctx.catalog.profile_entity)).count()
+    customers = read_profile(lake, ctx.catalog).count()
     frame = members.select(key)
     profile_cols = [n for n, s in resolved if s == "profile"]
     measure_cols = [n for n, s in resolved if s == "measure"]
-    if profile_cols:
-        frame = frame.join(
-            lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols),
-            key,
-            "left",
-        )
-    if measure_cols:
-        frame = frame.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
+    if profile_cols or measure_cols:
+        fields = read_fields(lake, ctx.catalog, profile_cols, measure_cols)
+        frame = frame.join(fields, key, "left")
     chosen = frame.select(key, *[n for n, _ in resolved]).orderBy(key).limit(limit)
     shown = chosen.select(
         *[

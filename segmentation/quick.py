@@ -17,10 +17,9 @@ from typing import Any
 import yaml
 from pyspark.sql import functions as F
 
-from cohortlake.config import load_document
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem
-from cohortlake.naming import registered_outputs
+from cohortlake.naming import load_definition_file, registered_outputs
 from cohortlake.outputs import check_user_output
 from segmentation.compile import CustomerFrame
 from segmentation.model import ALIASES, OPERATORS, SegmentDefinition
@@ -149,6 +148,7 @@ def quick_create(
     lake = ctx.lake  # Columns are built through the session: start it (validation is done)
     frame = CustomerFrame(ctx.catalog, as_of or dt.datetime.now(dt.UTC))
     test = frame.condition(definition.where)
+    ctx.check_tables(measures=bool(frame.measure_columns))
     base = frame.build(lake)
     counts = base.agg(F.count(F.lit(1)).alias("n"), F.sum(test.cast("long")).alias("m")).first()
     customers, members = (int(counts["n"]), int(counts["m"] or 0)) if counts else (0, 0)
@@ -192,13 +192,21 @@ def _status(
     """'unchanged' when the file holds the same definition, else 'written' (if allowed)."""
     if path.exists():
         existing = parse_definitions(
-            [(str(path), load_document(path))], ctx.catalog, {k: v[0] for k, v in registry.items()}
+            [(str(path), load_definition_file(path))],
+            ctx.catalog,
+            {k: v[0] for k, v in registry.items()},
         )
         if len(existing) == 1 and existing[0].definition_hash == definition.definition_hash:
             return "unchanged"
         if not force:
             raise InputError(
-                Problem(str(path), "", "a different definition exists; pass --force to replace it")
+                Problem(
+                    str(path),
+                    "",
+                    f"the file holds {len(existing)} definitions; pass --force to replace them all"
+                    if len(existing) > 1
+                    else "a different definition exists; pass --force to replace it",
+                )
             )
     else:
         taken = registry.get(definition.output.lower())

@@ -34,6 +34,7 @@ from cohortlake.sketches import (
     sketch_agg,
     sketched,
 )
+from cohortlake.sources import activity_ref, profile_ref, ref_version
 from segmentation.compile import CustomerFrame
 from segmentation.model import SegmentDefinition, segment_refs
 from segmentation.validate import load_definitions
@@ -86,13 +87,12 @@ def _levels(defs: Sequence[SegmentDefinition]) -> list[list[SegmentDefinition]]:
 def _input_versions(ctx: Context, frame: CustomerFrame) -> dict[str, int | None]:
     """The latest version of every table a level reads (one lookup per table, not per segment)."""
     lake = ctx.lake
-    versions: dict[str, int | None] = {
-        "profile": lake.version(lake.profile_path(ctx.catalog.profile_entity))
-    }
+    cat = ctx.catalog
+    versions: dict[str, int | None] = {"profile": ref_version(lake, profile_ref(lake, cat))}
     if frame.measure_columns:
         versions["measures"] = lake.version(lake.measures_path())
     for entity in frame.entities:
-        versions[f"activity/{entity}"] = lake.version(lake.activity_path(entity))
+        versions[f"activity/{entity}"] = ref_version(lake, activity_ref(lake, cat, entity))
     for output in frame.segment_outputs:
         versions[f"segment/{output}"] = lake.version(lake.segment_path(output))
     return versions

@@ -21,6 +21,7 @@ from cohortlake.naming import (
     name_problem,
     read_definition_files,
     registered_outputs,
+    split_documents,
 )
 from segmentation.model import SegmentDefinition, segment_refs
 
@@ -95,6 +96,11 @@ class _DefinitionValidator(ConditionValidator):
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:
+    """A file's definitions: one or more ``---`` documents, each one or a list under ``segments``."""
+    return split_documents(data, _listed)
+
+
+def _listed(data: Any) -> list[tuple[str, Any]]:
     if isinstance(data, dict) and "segments" in data and "where" not in data:
         extra = [k for k in data if k != "segments"]
         items = data["segments"]
@@ -117,6 +123,9 @@ def parse_definitions(
     taken: Mapping[str, tuple[str, str, str]] | None = None,
 ) -> list[SegmentDefinition]:
     """Validate raw documents ``(file, data)``; return definitions in dependency order.
+
+    ``data`` is a file's as ``load_definition_file`` gives it: one document (a definition
+    or a ``segments`` list), or ``Documents`` for a file of several.
 
     ``known_segments`` maps lower-cased output names that segment leaves may name to
     their spelling (the definitions' own outputs are added); ``taken`` maps output names

@@ -2,17 +2,28 @@
 
 A run names a target (numeric, or categorical with at most 10 categories; a boolean is
 categorical with two values) and the influencing attributes the tree may split on
-(numeric, boolean, or categorical with at most 100 categories). Category counts need the
-data, so ``check_categories`` runs after this validation and before anything is written.
+(numeric, boolean, or categorical with at most 100 categories); without ``influencers``
+they are every field of the catalog that may be one (``default_influencers``). Category
+counts need the data, so ``check_categories`` runs after this validation and before
+anything is written. A file holds one definition, several ``---``-separated documents,
+or a list under ``definitions:``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from cohortlake.catalog import Catalog, FieldRef
 from cohortlake.config import pydantic_problems
@@ -23,6 +34,7 @@ from cohortlake.naming import (
     derive_output_name,
     read_definition_files,
     registered_outputs,
+    split_documents,
 )
 
 __all__ = [
@@ -31,9 +43,12 @@ __all__ = [
     "SaveSpec",
     "SuggestionRun",
     "SuggestionSpec",
+    "default_influencers",
     "load_suggestion_runs",
     "validate_suggestion",
 ]
+
+log = logging.getLogger(__name__)
 
 MAX_TARGET_CATEGORIES = 10
 MAX_INFLUENCER_CATEGORIES = 100
@@ -61,7 +76,7 @@ class SuggestionSpec(BaseModel):
     output: str | None = None
     description: str | None = None
     target: str = Field(min_length=1)
-    influencers: list[str] = Field(min_length=1)
+    influencers: list[str] | None = Field(default=None, min_length=1)  # None: the default
     max_depth: int = Field(default=4, ge=1, le=10)
     min_members: int | None = Field(default=None, ge=1)
     min_share: float | None = Field(default=None, gt=0, lt=1)
@@ -72,6 +87,17 @@ class SuggestionSpec(BaseModel):
     refine_top: int = Field(default=8, ge=0, le=50)
     tree_rows: int = Field(default=100_000, ge=1_000)
     save: SaveSpec | None = None
+
+    @field_validator("influencers", mode="before")
+    @classmethod
+    def _no_null_influencers(cls, v: Any) -> Any:
+        # `influencers:` with nothing after it is more likely a list left out than a wish
+        # for the default, which leaving the key out gives (a default is not validated).
+        if v is None:
+            raise ValueError(
+                "expected a list of attributes, got null; leave the key out for the default"
+            )
+        return v
 
     @model_validator(mode="after")
     def _output_rule(self) -> SuggestionSpec:
@@ -98,11 +124,27 @@ class SuggestionRun:
         return self.spec.name
 
     @property
+    def influencers_defaulted(self) -> bool:
+        """True when the file leaves ``influencers`` out (``default_influencers`` chose them)."""
+        return self.spec.influencers is None
+
+    def without(self, names: set[str]) -> SuggestionRun:
+        """This run without the influencers named (catalog names), e.g. ones the data rules out."""
+        kept = tuple(f for f in self.influencers if f.name not in names)
+        return replace(self, influencers=kept)
+
+    @property
     def numeric_target(self) -> bool:
         return self.target.type in _NUMERIC
 
     def where(self, sub: str) -> str:
-        """A path inside the file, prefixed for list documents."""
+        """A path inside the file, prefixed for list documents.
+
+        With the default influencers, ``influencers[i]`` is not in the file: it is reported
+        at ``influencers``, the key to write to choose others.
+        """
+        if self.influencers_defaulted and sub.startswith("influencers["):
+            sub = "influencers"
         return f"{self.path}.{sub}" if self.path else sub
 
     def min_members_for(self, customers: int) -> int:
@@ -139,6 +181,23 @@ def _field(
     return ref, []
 
 
+def default_influencers(catalog: Catalog, target: FieldRef | None) -> tuple[FieldRef, ...]:
+    """A run's influencers when its file names none, from the catalog alone (no data).
+
+    Every profile attribute and measure the tree can split on (number, integer, string or
+    boolean; no date or timestamp), except personal ones, the customer key and the target,
+    in catalog order. Category counts need the data and are checked when the run starts.
+    """
+    return tuple(
+        f
+        for f in catalog.fields()
+        if f.type in (*_NUMERIC, *_CATEGORICAL)
+        and not f.personal
+        and f.name != catalog.key
+        and (target is None or f.name != target.name)
+    )
+
+
 def validate_suggestion(data: Any, catalog: Catalog, file: str, path: str = "") -> SuggestionRun:
     """Validate one definition document against the schema and the catalog (all problems at once)."""
     prefix = (path,) if path else ()
@@ -164,7 +223,18 @@ def validate_suggestion(data: Any, catalog: Catalog, file: str, path: str = "") 
     problems += found
     influencers: list[FieldRef] = []
     seen: dict[str, int] = {}
-    for i, name in enumerate(spec.influencers):
+    if spec.influencers is None:
+        influencers = list(default_influencers(catalog, target))
+        if not influencers:
+            problems.append(
+                Problem(
+                    file,
+                    at("influencers"),
+                    "required key is missing: the catalog has no non-personal number, integer, "
+                    "string or boolean field besides the target",
+                )
+            )
+    for i, name in enumerate(spec.influencers or ()):
         where = at(f"influencers[{i}]")
         ref, found = _field(catalog, name, file, where, (*_NUMERIC, *_CATEGORICAL), "influencer")
         problems += found
@@ -213,6 +283,11 @@ def validate_suggestion(data: Any, catalog: Catalog, file: str, path: str = "") 
 
 
 def _documents(data: Any) -> list[tuple[str, Any]]:
+    """A file's definitions: one or more ``---`` documents, each one or a list under ``definitions``."""
+    return split_documents(data, _listed)
+
+
+def _listed(data: Any) -> list[tuple[str, Any]]:
     if isinstance(data, dict) and isinstance(data.get("definitions"), list) and "name" not in data:
         return [(f"definitions[{i}]", d) for i, d in enumerate(data["definitions"])]
     return [("", data)]
@@ -230,9 +305,17 @@ def load_suggestion_runs(conf_dir: str | Path, catalog: Catalog) -> list[Suggest
     for file, data in files:
         for path, doc in _documents(data):
             try:
-                runs.append(validate_suggestion(doc, catalog, str(file), path))
+                run = validate_suggestion(doc, catalog, str(file), path)
             except InputError as exc:
                 problems += exc.problems
+                continue
+            runs.append(run)
+            if run.influencers_defaulted:
+                log.info(
+                    "%s: influencers not listed; using %s",
+                    run.output,
+                    ", ".join(f.name for f in run.influencers),
+                )
     try:
         registered_outputs(conf)
     except InputError as exc:

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 
 from cohortlake.context import Context
 from cohortlake.errors import Problem
+from cohortlake.sources import read_fields
 from suggestions.model import (
     MAX_INFLUENCER_CATEGORIES,
     MAX_TARGET_CATEGORIES,
@@ -42,16 +43,11 @@ class Profile:
 
 def customer_base(ctx: Context, run: SuggestionRun) -> DataFrame:
     """One row per customer: the key, the target and the influencers under their catalog names."""
-    key = ctx.catalog.key
     fields = [run.target, *run.influencers]
     lake = ctx.lake
     profile_cols = [f.name for f in fields if f.source == "profile"]
     measure_cols = [f.name for f in fields if f.source == "measure"]
-    df = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols)
-    if measure_cols:
-        measures = lake.read(lake.measures_path()).select(key, *measure_cols)
-        df = df.join(measures, key, "left")
-    return df
+    return read_fields(lake, ctx.catalog, profile_cols, measure_cols)
 
 
 def profile_customers(run: SuggestionRun, base: DataFrame) -> Profile:

@@ -11,6 +11,7 @@ its output table in one Delta commit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import tempfile
@@ -31,6 +32,7 @@ from cohortlake.lake import new_run_id
 from cohortlake.tracking import tracked_run
 from suggestions.candidates import result_row, tree_candidates
 from suggestions.model import (
+    MAX_INFLUENCER_CATEGORIES,
     SuggestionRun,
     load_suggestion_runs,
 )
@@ -381,6 +383,26 @@ def _write_and_track(
         result.mlflow_run_id = mlflow_id
 
 
+def _narrowed(run: SuggestionRun, prof: Profile) -> tuple[SuggestionRun, Profile]:
+    """Default influencers without the text fields with too many categories to split on
+    (known only from the data: a post code of 400 values); a listed one is an error."""
+    wide = {
+        f.name
+        for f in prof.features
+        if not f.numeric and (f.minimum or 0) > MAX_INFLUENCER_CATEGORIES
+    }
+    if not wide:
+        return run, prof
+    log.info(
+        "%s: default influencers without %s (over %d categories)",
+        run.output,
+        ", ".join(sorted(wide)),
+        MAX_INFLUENCER_CATEGORIES,
+    )
+    kept = [f for f in prof.features if f.name not in wide]
+    return run.without(wide), dataclasses.replace(prof, features=kept)
+
+
 def run_suggestions(
     ctx: Context, outputs: Sequence[str] | None = None, as_of: str | dt.datetime | None = None
 ) -> list[SuggestionResult]:
@@ -392,6 +414,8 @@ def run_suggestions(
     for run in runs:
         base = customer_base(ctx, run).persist()
         prof = profile_customers(run, base)
+        if run.influencers_defaulted:
+            run, prof = _narrowed(run, prof)
         problems += check_categories(run, prof)
         prepared.append((run, base, prof))
     if problems:

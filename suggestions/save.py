@@ -21,6 +21,7 @@ from cohortlake.errors import InputError, Problem, RunFailure
 from cohortlake.lake import OUTPUT_NAME
 from cohortlake.naming import derive_output_name, name_problem, registered_outputs
 from cohortlake.outputs import check_user_output
+from cohortlake.sources import read_fields
 from segmentation.quick import definition_file_name
 from suggestions.model import load_suggestion_runs
 from suggestions.rules import definition_to_column
@@ -83,9 +84,7 @@ def suggestion_members(ctx: Context, output: str, rank: int) -> DataFrame:
     lake = ctx.lake
     profile_cols = [n for n in types if ctx.catalog.resolve(n).source == "profile"]  # type: ignore[union-attr]
     measure_cols = [n for n in types if n not in profile_cols]
-    df = lake.read(lake.profile_path(ctx.catalog.profile_entity)).select(key, *profile_cols)
-    if measure_cols:
-        df = df.join(lake.read(lake.measures_path()).select(key, *measure_cols), key, "left")
+    df = read_fields(lake, ctx.catalog, profile_cols, measure_cols)
     return df.where(definition_to_column(definition, types)).select(key)
 
 

@@ -95,7 +95,7 @@ def test_validate_checks_every_kind(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert err == [
         "error: CONF/insights/bad.yaml: segments: overlap needs 2 to 50 segments, got 1",
         "error: CONF/expansions/bad.yaml: fields: List should have at least 1 item after validation, not 0",
-        "error: CONF/suggestions/bad.yaml: influencers: required key is missing",
+        "error: CONF/suggestions/bad.yaml: target: unknown attribute 'Nope'",
     ]
 
 

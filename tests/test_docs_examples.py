@@ -4,7 +4,8 @@ Every fenced ```yaml block of a page is a definition or a configuration file unl
 the HTML comment just before it says ``<!-- not-a-definition -->``. Its kind comes from
 a ``<!-- check: KIND [PATH] -->`` comment, or else from its keys; a block of no known
 shape must be marked. ``<!-- check: invalid KIND PATH -->`` marks an example that must
-be rejected with exactly the ``error:`` lines of the ```text block after it.
+be rejected with exactly the ``error:`` lines of the ```text block after it. A
+definition block may hold several ``---``-separated documents, as a file may.
 
 Each example is written into a copy of the shipped ``conf/`` (replacing a shipped file
 of the same output name) and loaded as the commands load it; no Spark is needed.
@@ -23,7 +24,7 @@ from typing import Any
 import pytest
 
 from cohortlake.catalog import Catalog, load_catalog
-from cohortlake.config import load_document, load_lakehouse_config
+from cohortlake.config import load_document, load_documents, load_lakehouse_config
 from cohortlake.errors import InputError
 from cohortlake.naming import derive_output_name, registered_outputs
 from expansion.model import load_expansions
@@ -102,9 +103,10 @@ def _guess(text: str) -> str:
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError:
         return "unknown"
+    data = docs[0] if docs else None
     if not isinstance(data, dict):
         return "unknown"
     keys = set(data)
@@ -167,15 +169,15 @@ def _examples() -> list[Example]:
 EXAMPLES = _examples()
 
 
-def _outputs(data: Any, folder: str) -> set[str]:
-    """The output names a definition document claims (lower-cased)."""
-    docs = data.get(folder, data.get("definitions")) if isinstance(data, dict) else None
-    items = docs if isinstance(docs, list) else [data]
+def _outputs(documents: list[Any], folder: str) -> set[str]:
+    """The output names a definition file's documents claim (lower-cased)."""
     out = set()
-    for d in items:
-        if isinstance(d, dict):
-            name = d.get("output") or derive_output_name(str(d.get("name", "")))
-            out.add(str(name).lower())
+    for data in documents:
+        docs = data.get(folder, data.get("definitions")) if isinstance(data, dict) else None
+        for d in docs if isinstance(docs, list) else [data]:
+            if isinstance(d, dict):
+                name = d.get("output") or derive_output_name(str(d.get("name", "")))
+                out.add(str(name).lower())
     return out
 
 
@@ -196,11 +198,12 @@ def _load(example: Example, data_text: str, tmp_path: Path) -> None:
     folder = FOLDERS[example.kind]
     scratch = tmp_path / "block.yaml"
     scratch.write_text(data_text, encoding="utf-8")
-    data = load_document(scratch)
+    documents = load_documents(scratch)
     if example.kind == "condition":
-        data = {"name": "Docs example condition", "where": data}
+        data = {"name": "Docs example condition", "where": load_document(scratch)}
         data_text = json.dumps(data)
-    claimed = _outputs(data, folder)
+        documents = [data]
+    claimed = _outputs(documents, folder)
     for output, (_, kind, file) in registered_outputs(conf, (folder,)).items():
         if kind == folder and output in claimed:
             Path(file).unlink(missing_ok=True)  # the example takes that shipped one's place
@@ -234,11 +237,12 @@ def test_example_loads_as_documented(example: Example, tmp_path: Path) -> None:
 
 
 def _broken(text: str, tmp_path: Path) -> str:
-    """The example with an unknown key added to its top mapping, as JSON (which YAML reads)."""
+    """The example (its first document) with an unknown key added to its top mapping, as
+    JSON (which YAML reads)."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     scratch = tmp_path / "broken.yaml"
     scratch.write_text(text, encoding="utf-8")
-    data = load_document(scratch)
+    data = next(d for d in load_documents(scratch) if d is not None)
     assert isinstance(data, dict)
     return json.dumps({**data, "colour": "red"})
 

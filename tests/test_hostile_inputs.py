@@ -720,13 +720,16 @@ CONFIG_CASES_2 = [
 
 DATA_CASES_2 = [
     Case("profile-columns-missing-and-mistyped", "data", ("run", "--only", "CustomersFromCalifornia"),
-         (("{root}/profile/Customer: ", "column State (string) of the catalog is missing"),
-          ("{root}/profile/Customer: ", "column Income is string in the table; the catalog says number")),
+         (("conf/catalog.yaml: profile.attributes.State: ", "column State is not in table {root}/profile/Customer"),
+          ("conf/catalog.yaml: profile.attributes.Income.type: ",
+           "column Income is string in table {root}/profile/Customer, which does not hold number values")),
          root="badschema"),
     Case("activity-column-mistyped", "data", ("measures", "--as-of", "2024-06-01"),
-         (("{root}/profile/Customer: ", "column State (string) of the catalog is missing"),
-          ("{root}/profile/Customer: ", "column Income is string in the table; the catalog says number"),
-          ("{root}/activity/Purchases: ", "column PurchaseDate is string in the table; the catalog says timestamp")),
+         (("conf/catalog.yaml: profile.attributes.State: ", "column State is not in table {root}/profile/Customer"),
+          ("conf/catalog.yaml: profile.attributes.Income.type: ", "column Income is string in table"),
+          ("conf/catalog.yaml: activities.Purchases.attributes.PurchaseDate.type: ",
+           "column PurchaseDate is string in table {root}/activity/Purchases, which does not hold timestamp values; "
+           "add a format (like yyyy-MM-dd) to parse text dates")),
          root="badschema"),
     Case("truncated-commit-file", "data", ("run", "--only", "CustomersFromCalifornia"),
          (("failed: run: ", "{root}/profile/Customer/_delta_log/00000000000000000000.json"),),

@@ -276,7 +276,7 @@ def test_cli_missing_segment_table_fails_before_writing(spark, tmp_path, capsys)
     code = main(["insights", "--conf", str(conf), "--root", str(root)])
     assert code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {root}/profile/Customer: missing Delta table: the customer profile (run `cohortlake generate` or load your data)",
+        f"error: {root}/profile/Customer: missing Delta table: the customer profile (run `cohortlake generate`, `cohortlake import` or set profile.table)",
         f"error: {root}/measures/CustomerMeasures: missing Delta table: the measures (run `cohortlake measures`)",
         f"error: {root}/segments/CustomersFromCalifornia: missing Delta table: segment CustomersFromCalifornia has not been run yet",
     ]

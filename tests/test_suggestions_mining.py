@@ -386,3 +386,57 @@ def test_cli_bad_input_exits_2_and_writes_nothing(mined, tmp_path, capsys) -> No
         f"error: {bad}: influencers[1]: influencer FirstName has 150 categories in the data; at most 100 are allowed"
     ]
     assert not Path(ctx.lake.suggestion_path("Names")).exists()
+
+
+def test_default_influencers_leave_out_text_fields_with_too_many_categories(
+    spark, tmp_path, caplog
+) -> None:
+    """Without `influencers`, a post code of 150 values is left out (a listed one is an
+    error) and the run still finds the planted group among the other fields."""
+    n = 600
+    rng = np.random.default_rng(5)
+    tier = rng.choice(["low", "medium", "high"], n)
+    spend = np.where(tier == "high", 1500.0, 500.0) + rng.normal(0, 20, n)
+    ids = [f"C{i:04d}" for i in range(n)]
+    profile = pd.DataFrame(
+        {
+            "CustomerId": ids,
+            "FirstName": [f"N{i}" for i in range(n)],
+            "State": rng.choice(["California", "Texas", "Ohio"], n),
+            "PostCode": [f"{10000 + i % 150}" for i in range(n)],
+            "Income": rng.integers(20_000, 150_000, n).astype(float),
+            "LoyaltyTier": tier,
+            "Occupation": rng.choice(["Teacher", "Nurse", "Chef"], n),
+            "EmailSubscriber": rng.random(n) < 0.5,
+            "RewardPoints": rng.integers(0, 5_000, n),
+            "CustomerSatisfaction": rng.choice(["low", "medium", "high"], n),
+        }
+    ).astype(object)
+    measures = pd.DataFrame(
+        {
+            "CustomerId": ids,
+            "LifetimeSpend": spend,
+            "AverageWebPurchase": rng.normal(138, 40, n),
+            "AverageStorePurchase": rng.normal(113, 30, n),
+        }
+    ).astype(object)
+    conf = tmp_path / "conf"
+    (conf / "suggestions").mkdir(parents=True)
+    shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
+    (conf / "suggestions" / "default.yaml").write_text(
+        "name: Default Spend\ntarget: LifetimeSpend\nmax_depth: 2\nmin_members: 30\n"
+    )
+    ctx = load_context(conf, root=str(tmp_path / "lake"), spark=spark)
+    rows = [tuple(r[f.name] for f in PROFILE.fields) for r in profile.to_dict("records")]
+    ctx.lake.overwrite(spark.createDataFrame(rows, PROFILE), ctx.lake.profile_path("Customer"))
+    mrows = [tuple(r[f.name] for f in MEASURES.fields) for r in measures.to_dict("records")]
+    ctx.lake.overwrite(spark.createDataFrame(mrows, MEASURES), ctx.lake.measures_path())
+    with caplog.at_level("INFO", logger="suggestions.run"):
+        (result,) = run_suggestions(ctx, as_of="2024-05-01")
+    assert "DefaultSpend: default influencers without PostCode (over 100 categories)" in caplog.text
+    assert result.rows, "the planted group is found"
+    used = {f for row in result.rows for f in json.dumps(json.loads(row["Definition"])).split('"')}
+    assert "PostCode" not in used
+    frame = profile.merge(measures, on="CustomerId").assign(high=tier == "high")
+    row, mask = _find(result.rows, frame, "high")
+    assert row["Members"] == int(mask.sum()) and "LoyaltyTier is high" in row["Rules"]
