@@ -98,9 +98,19 @@ def main(argv: list[str] | None = None) -> int:
         description="Fetch Delta Lake's jars once into a local folder."
     )
     parser.add_argument("--dir", type=Path, default=None, help="target folder (default .jars/)")
+    parser.add_argument(
+        "--class-archive",
+        action="store_true",
+        help="also build the JVM class archive that halves a command's start-up",
+    )
     args = parser.parse_args(argv)
     jars = fetch_jars(args.dir)
     print(f"{len(jars)} jars in {args.dir or default_jars_dir()}")
+    if args.class_archive:
+        from cohortlake.class_archive import build_archive
+
+        archive = build_archive(args.dir or default_jars_dir())
+        print(f"class archive {archive} ({archive.stat().st_size // 2**20} MB)")
     return 0
 
 

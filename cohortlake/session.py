@@ -18,6 +18,7 @@ from typing import Any
 
 from pyspark.sql import SparkSession
 
+from cohortlake.class_archive import archive_options
 from cohortlake.errors import RunFailure
 from cohortlake.jars import DELTA_ARTIFACT, default_jars_dir, jar_files
 
@@ -167,7 +168,8 @@ def get_spark(
                 )
             settings["spark.jars"] = ",".join(str(j) for j in jars)
         key = "spark.driver.extraJavaOptions"
-        user[key] = _with_log4j2(user.get(key))
+        archive = archive_options(default_jars_dir(), user.get(key))
+        user[key] = _with_log4j2(user.get(key)) + (f" {archive}" if archive else "")
     else:
         # spark-submit's --master, --conf and spark-defaults.conf win over the configuration
         # folder's settings; an explicit --master given to the job wins over everything.
