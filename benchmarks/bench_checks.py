@@ -13,20 +13,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
-import yaml
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 import cohortlake.checks as checks
-from benchmarks._harness import REPO, lake_root, row, time_call
-from benchmarks.bench_segments import AS_OF, _fifty
-from cohortlake.context import load_context
-from cohortlake.measures import compute_measures
+from benchmarks._harness import row, time_call
+from benchmarks.bench_segments import AS_OF, fifty_segments
 from cohortlake.sources import read_profile
 from segmentation.run import RunOptions, run_segments
 
@@ -34,17 +28,8 @@ __all__ = ["run"]
 
 
 def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
-    root = lake_root(workdir, size)
-    conf = Path(tempfile.mkdtemp(prefix="bench-checks-conf-"))
-    try:
-        shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
-        (conf / "lakehouse.yaml").write_text(yaml.safe_dump({"root": root}))
-        (conf / "segments").mkdir()
-        (conf / "segments" / "fifty.yaml").write_text(yaml.safe_dump({"segments": _fifty()}))
-        ctx = load_context(conf, spark=spark)
+    with fifty_segments(spark, workdir, size) as ctx:
         lake, cat = ctx.lake, ctx.catalog
-        if not lake.exists(lake.measures_path()):
-            compute_measures(spark, lake, cat, AS_OF)
 
         def count() -> int:  # every key read: no answer from the Delta log's statistics
             row = read_profile(lake, cat).agg(F.max(F.length(cat.key))).first()
@@ -90,5 +75,3 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
                 note=f"run {changed_s:.1f} s, as-of moved a day",
             ),
         ]
-    finally:
-        shutil.rmtree(conf, ignore_errors=True)

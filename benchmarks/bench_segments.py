@@ -9,13 +9,14 @@ aggregation of Purchases, joined and fully materialised.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from benchmarks._harness import REPO, lake_root, row, run_to_noop, time_call
-from cohortlake.context import load_context
+from cohortlake.context import Context, load_context
 from cohortlake.lake import Lake
 from cohortlake.measures import compute_measures
 from segmentation.compile import CustomerFrame
@@ -133,18 +134,28 @@ def _paired(
     return statistics.median(times_a), statistics.median(times_b), statistics.median(ratios)
 
 
-def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
-    root = lake_root(workdir, size)
-    conf = Path(tempfile.mkdtemp(prefix="bench-seg-conf-"))
+@contextlib.contextmanager
+def fifty_segments(spark: SparkSession, workdir: str, size: int) -> Iterator[Context]:
+    """A throw-away conf of the ``_fifty`` segments over the generated lake, its measures
+    computed once (the same setup for every benchmark that runs these segments)."""
+    conf = Path(tempfile.mkdtemp(prefix="bench-fifty-conf-"))
     try:
         shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
+        root = lake_root(workdir, size)
         (conf / "lakehouse.yaml").write_text(yaml.safe_dump({"root": root}))
         (conf / "segments").mkdir()
         (conf / "segments" / "fifty.yaml").write_text(yaml.safe_dump({"segments": _fifty()}))
         ctx = load_context(conf, spark=spark)
+        if not ctx.lake.exists(ctx.lake.measures_path()):
+            compute_measures(spark, ctx.lake, ctx.catalog, AS_OF)
+        yield ctx
+    finally:
+        shutil.rmtree(conf, ignore_errors=True)
+
+
+def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
+    with fifty_segments(spark, workdir, size) as ctx:
         lake = ctx.lake
-        if not lake.exists(lake.measures_path()):
-            compute_measures(spark, lake, ctx.catalog, AS_OF)
         rows: list[dict[str, Any]] = []
 
         # (a) compiled plan vs hand-written SQL, same answer first.
@@ -202,5 +213,3 @@ def run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
         rows.append(row("segments", "one run of 50, next day / floor scan", t_changed / t_floor, "",
                         f"{t_changed:.1f}s vs {t_floor:.1f}s; {changed[0]} of 50 tables changed"))  # fmt: skip
         return rows
-    finally:
-        shutil.rmtree(conf, ignore_errors=True)

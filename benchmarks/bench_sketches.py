@@ -25,23 +25,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
 import segmentation.run as segment_run
-from benchmarks._harness import REPO, lake_root, row, scratch_dir, time_call, time_interleaved
-from benchmarks.bench_segments import AS_OF, _fifty
-from cohortlake.context import load_context
+from benchmarks._harness import row, scratch_dir, time_call, time_interleaved
+from benchmarks.bench_segments import AS_OF, fifty_segments
 from cohortlake.lake import Lake
-from cohortlake.measures import compute_measures
 from cohortlake.sketches import SketchRow, latest_sketches, record_sketches, sketch_agg, sketched
 from insights.overlap import segment_overlap
 from insights.theta import sketch_overlap
@@ -66,16 +61,7 @@ def _member(i: int) -> Column:
 
 
 def _cost_in_a_run(spark: SparkSession, size: int, workdir: str) -> list[dict[str, Any]]:
-    root = lake_root(workdir, size)
-    conf = Path(tempfile.mkdtemp(prefix="bench-sketch-conf-"))
-    try:
-        shutil.copy(REPO / "conf" / "catalog.yaml", conf / "catalog.yaml")
-        (conf / "lakehouse.yaml").write_text(yaml.safe_dump({"root": root}))
-        (conf / "segments").mkdir()
-        (conf / "segments" / "fifty.yaml").write_text(yaml.safe_dump({"segments": _fifty()}))
-        ctx = load_context(conf, spark=spark)
-        if not ctx.lake.exists(ctx.lake.measures_path()):
-            compute_measures(spark, ctx.lake, ctx.catalog, AS_OF)
+    with fifty_segments(spark, workdir, size) as ctx:
         real_agg, real_record = segment_run.sketch_agg, segment_run.record_sketches
         days = [0]
 
@@ -96,8 +82,6 @@ def _cost_in_a_run(spark: SparkSession, size: int, workdir: str) -> list[dict[st
         t_with, t_without = time_interleaved([(forced, 3), (without, 3)])
         changed = time_interleaved([(lambda: forced(1), 3), (lambda: without(1), 3)])
         t_read = time_call(lambda: sketched(ctx.lake), repeat=3)
-    finally:
-        shutil.rmtree(conf, ignore_errors=True)
     note = "best of 3 in turns; without = the sketch aggregate a constant, no sketch commit"
     return [
         row("sketches", "run of 50, unchanged: with sketches / without", t_with / t_without, "<= 1.1x",

@@ -18,9 +18,10 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-__all__ = ["COLUMN_NAME", "Inferred", "infer_types", "safe_names"]
+from cohortlake.catalog import valid_name
 
-COLUMN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
+__all__ = ["Inferred", "infer_types", "safe_names"]
+
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+")
 
 # Java regular expressions (Spark's rlike). A number with a leading zero ("02134", a zip
@@ -33,7 +34,7 @@ _TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]
 
 
 def _safe_name(name: str, position: int) -> str:
-    if COLUMN_NAME.match(name):
+    if valid_name(name):
         return name
     folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     words = _ASCII_WORD.findall(folded)

@@ -17,14 +17,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from cohortlake.checks import catalog_type
+from cohortlake.catalog import valid_name
+from cohortlake.checks import catalog_type, did_you_mean
 from cohortlake.errors import InputError, Problem
 from cohortlake.tables import TableRef
 
 __all__ = ["SAMPLE_ROWS", "ActivityTable", "draft_catalog", "personal_reason"]
 
 SAMPLE_ROWS = 1000
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
 _ISO_TIMESTAMP = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
 
@@ -119,12 +119,12 @@ def _text_times(frame: DataFrame, columns: Sequence[str]) -> dict[str, str]:
 def _attributes(frame: DataFrame, skip: set[str], lines: list[str], indent: str) -> dict[str, str]:
     """Append the attribute lines of a table; returns each attribute's catalog type."""
     fields = [f for f in frame.schema.fields if f.name.lower() not in skip]
-    texts = [f.name for f in fields if isinstance(f.dataType, T.StringType) and _NAME.match(f.name)]
+    texts = [f.name for f in fields if isinstance(f.dataType, T.StringType) and valid_name(f.name)]
     text_times = _text_times(frame, texts)
     types: dict[str, str] = {}
     for f in fields:
         kind = text_times.get(f.name) or catalog_type(f.dataType)
-        if not _NAME.match(f.name):
+        if not valid_name(f.name):
             lines.append(
                 f"{indent}# skipped {f.name!r}: a catalog name is a letter, then letters, "
                 "digits or _ (rename the column to use it)"
@@ -163,13 +163,10 @@ def _frame(spark: SparkSession, ref: TableRef, flag: str) -> DataFrame:
 
 def _column(frame: DataFrame, name: str, ref: TableRef, flag: str) -> str:
     """The stored spelling of a column named ignoring case, or a one-line error."""
-    import difflib
-
     stored = {c.lower(): c for c in frame.columns}
     if name.lower() in stored:
         return stored[name.lower()]
-    near = difflib.get_close_matches(name.lower(), list(stored), n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(stored[n] for n in near)}?" if near else ""
+    hint = did_you_mean(name, frame.columns)
     raise InputError(Problem(flag, "", f"table {ref} has no column {name}{hint}"))
 
 

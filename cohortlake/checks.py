@@ -20,12 +20,19 @@ from pyspark.sql import types as T
 from cohortlake.catalog import AttributeSpec, Catalog
 from cohortlake.errors import Problem
 from cohortlake.lake import Lake
-from cohortlake.sources import activity_key, activity_ref, profile_ref, ref_version
+from cohortlake.sources import (
+    activity_key,
+    activity_ref,
+    parse_text_time,
+    profile_ref,
+    ref_version,
+)
 from cohortlake.tables import TableRef
 
 __all__ = [
     "KeyCounts",
     "catalog_type",
+    "did_you_mean",
     "key_problems",
     "profile_key_counts",
     "schema_problems",
@@ -78,7 +85,8 @@ def schema_problems(
     schemas: dict[str, T.StructType] = {}
     if profile:
         ref = profile_ref(lake, catalog)
-        schema = _schema(lake, catalog, ref, "profile", "the customer profile", problems)
+        declared = catalog.profile.table
+        schema = _schema(lake, catalog, ref, declared, "profile", "the customer profile", problems)
         if schema is not None:
             schemas["profile"] = schema
             problems += _key_problems(catalog, "profile", ref, schema, catalog.key, None)
@@ -91,7 +99,7 @@ def schema_problems(
         name, spec = found
         base = f"activities.{name}"
         ref = activity_ref(lake, catalog, name)
-        schema = _schema(lake, catalog, ref, base, f"activity {name}", problems)
+        schema = _schema(lake, catalog, ref, spec.table, base, f"activity {name}", problems)
         if schema is None:
             continue
         key = activity_key(catalog, name)
@@ -109,12 +117,17 @@ def schema_problems(
 
 
 def _schema(
-    lake: Lake, catalog: Catalog, ref: TableRef, base: str, what: str, problems: list[Problem]
+    lake: Lake,
+    catalog: Catalog,
+    ref: TableRef,
+    declared: str | None,
+    base: str,
+    what: str,
+    problems: list[Problem],
 ) -> T.StructType | None:
     """The table's schema, or None with the problem of its absence recorded."""
     if ref.exists(lake.spark):
         return ref.read(lake.spark).schema
-    declared = catalog.profile.table if base == "profile" else _declared_table(catalog, base)
     if declared is None:  # the default layout: name the path, as before `table:` existed
         hint = " (run `cohortlake generate`, `cohortlake import` or set profile.table)"
         reason = f"missing Delta table: {what}" + (hint if base == "profile" else "")
@@ -126,12 +139,8 @@ def _schema(
     return None
 
 
-def _declared_table(catalog: Catalog, base: str) -> str | None:
-    found = catalog.activity(base.removeprefix("activities."))
-    return found[1].table if found else None
-
-
-def _near(name: str, columns: Iterable[str]) -> str:
+def did_you_mean(name: str, columns: Iterable[str]) -> str:
+    """``; did you mean a or b?`` for the closest column names (ignoring case), else empty."""
     pool = {c.lower(): c for c in columns}
     hits = difflib.get_close_matches(name.lower(), list(pool), n=3, cutoff=0.6)
     return f"; did you mean {' or '.join(pool[h] for h in hits)}?" if hits else ""
@@ -153,7 +162,7 @@ def _key_problems(
             Problem(
                 catalog.file,
                 where,
-                f"key column {key} is not in table {ref}{_near(key, columns)}",
+                f"key column {key} is not in table {ref}{did_you_mean(key, columns)}",
             )
         ]
     problems = []
@@ -207,7 +216,7 @@ def _column_problems(
         where = f"{base}.attributes.{name}"
         dtype = columns.get(name.lower())
         if dtype is None:
-            near = _near(name, [f.name for f in schema.fields])
+            near = did_you_mean(name, [f.name for f in schema.fields])
             problems.append(
                 Problem(catalog.file, where, f"column {name} is not in table {ref}{near}")
             )
@@ -331,8 +340,6 @@ def text_time_problems(
 ) -> list[Problem]:
     """Dates and timestamps stored as text that do not parse with their format: one
     aggregation over the table, with one example value per column."""
-    from cohortlake.sources import parse_text_time
-
     frame = ref.read(lake.spark)
     stored = {f.name.lower(): f for f in frame.schema.fields}
     texts = [
