@@ -34,12 +34,12 @@ def _activities(args: argparse.Namespace) -> list[ActivityTable]:
     from cohortlake.catalog import valid_name
     from cohortlake.catalog_init import ActivityTable
 
-    keys: dict[str, str] = {}
+    keys: dict[str, tuple[str, str]] = {}  # lower-cased name: (name as given, column)
     for item in args.activity_key or []:
         name, sep, column = item.partition("=")
         if not sep or not name or not column:
             raise InputError(Problem("--activity-key", "", f"expected NAME=COLUMN, got {item!r}"))
-        keys[name.lower()] = column
+        keys[name.lower()] = (name, column)
     found: list[ActivityTable] = []
     seen: set[str] = set()
     for item in args.activity or []:
@@ -60,11 +60,11 @@ def _activities(args: argparse.Namespace) -> list[ActivityTable]:
         if name.lower() in seen:
             raise InputError(Problem(flag, "", f"activity {name} is named twice"))
         seen.add(name.lower())
-        found.append(ActivityTable(name, _table(table, flag), event, keys.pop(name.lower(), None)))
+        own_key = keys.pop(name.lower(), (name, None))[1]
+        found.append(ActivityTable(name, _table(table, flag), event, own_key))
     if keys:
-        raise InputError(
-            Problem("--activity-key", "", f"no --activity named {', '.join(sorted(keys))}")
-        )
+        unknown = ", ".join(sorted(given for given, _ in keys.values()))
+        raise InputError(Problem("--activity-key", "", f"no --activity named {unknown}"))
     return found
 
 
