@@ -20,6 +20,7 @@ from pyspark.sql import types as T
 from cohortlake.catalog import AttributeSpec, Catalog
 from cohortlake.errors import Problem
 from cohortlake.lake import Lake
+from cohortlake.memberships import latest_runs, locate, memberships_path
 from cohortlake.sources import (
     activity_key,
     activity_ref,
@@ -107,11 +108,11 @@ def schema_problems(
         problems += _column_problems(catalog, base, ref, schema, spec.attributes)
     if measures:
         problems += _measure_problems(lake, catalog)
+    runs = latest_runs(lake) if segments else {}
     for output in dict.fromkeys(segments):
-        path = lake.segment_path(output)
-        if not lake.exists(path):
+        if locate(lake, output, runs) is None:
             problems.append(
-                Problem(path, "", f"missing Delta table: segment {output} has not been run yet")
+                Problem(memberships_path(lake), "", f"segment {output} has not been run yet")
             )
     return problems
 

@@ -47,6 +47,22 @@ def _measures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _migrate(args: argparse.Namespace) -> int:
+    from cohortlake.cli import context_from_args
+    from cohortlake.memberships import memberships_path, migrate
+
+    ctx = context_from_args(args)
+    moved = migrate(ctx.lake, ctx.catalog.key)
+    if not moved:
+        print(f"migrate: nothing to move: every membership is in {memberships_path(ctx.lake)}")
+        return 0
+    print(
+        f"migrate: {len(moved)} segment tables moved into {memberships_path(ctx.lake)} "
+        f"(version {moved[0].table_version}): {', '.join(r.segment for r in moved)}"
+    )
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> int:
     """Every definition kind and the configuration, all problems at once; no data touched."""
     from cohortlake.cli import command_modules, context_from_args
@@ -87,6 +103,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_common(p)
     p.set_defaults(handler=_measures)
+
+    p = add_command(
+        sub,
+        "migrate",
+        "move segment tables of an older lakehouse into <root>/memberships",
+        "Copies each segment's current membership from its own segments/<Output> table into "
+        "the shared memberships table in one commit, and records a `migrated` row per segment "
+        "in segment_runs (same members, hashes and fingerprint, so the next run skips what did "
+        "not change). `cohortlake run` does the same by itself; the old tables stay until you "
+        "delete them.",
+        ["cohortlake migrate", "cohortlake migrate --root s3a://bucket/lakehouse"],
+    )
+    add_common(p)
+    p.set_defaults(handler=_migrate)
 
     p = add_command(
         sub,

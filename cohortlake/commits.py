@@ -18,7 +18,7 @@ from delta import exceptions as delta_errors
 
 from cohortlake.errors import RunFailure
 
-__all__ = ["CONFLICTS", "Created", "retry_conflicts", "table_lock"]
+__all__ = ["CONFLICTS", "Created", "Raced", "retry_conflicts", "table_lock"]
 
 log = logging.getLogger("cohortlake.lake")
 
@@ -85,7 +85,11 @@ class Created(Exception):
     """The table appeared while this run was creating it (a concurrent first run)."""
 
 
-_RETRYABLE: tuple[type[Exception], ...] = (*CONFLICTS, Created)
+class Raced(Exception):
+    """Another writer changed what this commit was computed from; it must be made again."""
+
+
+_RETRYABLE: tuple[type[Exception], ...] = (*CONFLICTS, Created, Raced)
 
 
 def retry_conflicts(path: str, commit: Callable[[], _T], attempts: int = 6) -> _T:

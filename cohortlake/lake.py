@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import json
 import logging
 import re
@@ -18,12 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
-from cohortlake.commits import CONFLICTS, Created, retry_conflicts, table_lock
+from cohortlake.commits import CONFLICTS, retry_conflicts, table_lock
 from cohortlake.errors import InputError, RunFailure
 
 __all__ = [
@@ -31,7 +28,6 @@ __all__ = [
     "OUTPUT_NAME",
     "SEGMENT_RUNS_SCHEMA",
     "Lake",
-    "Replaced",
     "SegmentRun",
     "check_output_name",
     "new_run_id",
@@ -61,6 +57,8 @@ SEGMENT_RUNS_SCHEMA = T.StructType(
         T.StructField("InputsHash", T.StringType(), True),
         T.StructField("Status", T.StringType(), False),
         T.StructField("Fingerprint", T.StringType(), True),
+        T.StructField("Table", T.StringType(), True),
+        T.StructField("Columns", T.ArrayType(T.StringType(), False), True),
     ]
 )
 
@@ -82,16 +80,6 @@ def new_run_id() -> str:
 
 
 @dataclass(frozen=True)
-class Replaced:
-    """One membership commit: the version it made and how the membership changed."""
-
-    version: int
-    members: int
-    joined: int
-    left: int
-
-
-@dataclass(frozen=True)
 class SegmentRun:
     """What one run did to one segment table; becomes one ``segment_runs`` row."""
 
@@ -109,6 +97,8 @@ class SegmentRun:
     inputs_hash: str | None = None
     status: str = "succeeded"
     fingerprint: str | None = None
+    table: str | None = None
+    columns: tuple[str, ...] | None = None
 
 
 class Lake:
@@ -203,8 +193,17 @@ class Lake:
         names = (status.getPath().getName() for status in fs.listStatus(log_dir))
         return [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
 
-    def _user_metadata(self, path: str, version: int) -> str | None:
-        """The ``userMetadata`` of one commit, read from its JSON file (no Spark job)."""
+    def commits_after(
+        self, path: str, version: int, before: int | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """The actions of every commit after ``version`` (and before ``before``), oldest
+        first (no Spark job)."""
+        wanted = sorted(
+            c for c in self._commits(path) if c > version and (before is None or c < before)
+        )
+        return [self._commit(path, v) for v in wanted]
+
+    def _commit(self, path: str, version: int) -> list[dict[str, Any]]:
         jvm = self.spark._jvm
         assert jvm is not None
         log_dir, fs = self._log_fs(path)
@@ -213,10 +212,13 @@ class Lake:
             text = str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
         finally:
             stream.close()
-        for line in text.splitlines():
-            info = json.loads(line).get("commitInfo") if line.strip() else None
-            if info is not None:
-                return info.get("userMetadata")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def _user_metadata(self, path: str, version: int) -> str | None:
+        """The ``userMetadata`` of one commit, read from its JSON file (no Spark job)."""
+        for action in self._commit(path, version):
+            if "commitInfo" in action:
+                return action["commitInfo"].get("userMetadata")
         return None
 
     def overwrite(
@@ -230,7 +232,7 @@ class Lake:
             writer = writer.option("userMetadata", metadata)
         with table_lock(path):
             writer.save(path)
-        return self._version_after_write(path, metadata)
+        return self.version_after_write(path, metadata)
 
     def append(
         self, df: DataFrame, path: str, *, metadata: str | None = None, merge_schema: bool = False
@@ -245,11 +247,11 @@ class Lake:
                 writer = writer.option("userMetadata", metadata)
             with table_lock(path):
                 writer.save(path)
-            return self._version_after_write(path, metadata)
+            return self.version_after_write(path, metadata)
 
         return retry_conflicts(path, write)
 
-    def _version_after_write(self, path: str, metadata: str | None = None) -> int:
+    def version_after_write(self, path: str, metadata: str | None = None) -> int:
         """The version this process just committed: found by its metadata when it has one,
         because a concurrent writer may have committed after it."""
         if metadata:
@@ -265,146 +267,26 @@ class Lake:
     @contextlib.contextmanager
     def commit_metadata(self, metadata: str) -> Iterator[None]:
         """Tag every Delta commit of this session (MERGE included) with ``metadata``."""
-        previous = self.spark.conf.get(_USER_METADATA, None)
-        self.spark.conf.set(_USER_METADATA, metadata)
+        with self.session_conf(_USER_METADATA, metadata):
+            yield
+
+    @contextlib.contextmanager
+    def session_conf(self, name: str, value: str) -> Iterator[None]:
+        """Set one Spark SQL setting for the queries run inside, then restore it."""
+        previous = self.spark.conf.get(name, None)
+        self.spark.conf.set(name, value)
         try:
             yield
         finally:
             if previous is None:
-                self.spark.conf.unset(_USER_METADATA)
+                self.spark.conf.unset(name)
             else:
-                self.spark.conf.set(_USER_METADATA, previous)
-
-    def replace_members(
-        self,
-        members: DataFrame,
-        path: str,
-        *,
-        key: str,
-        run_id: str,
-        count: int | None = None,
-    ) -> Replaced:
-        """Make a segment table hold exactly ``members``, in one commit, with CDF on.
-
-        An existing table is changed with one MERGE (insert who joined, delete who left,
-        update changed projected columns), so its Change Data Feed says who joined and
-        who left, and Joined/Left come from that commit's own metrics. A concurrent
-        commit makes the MERGE fail without writing; it is retried, which is safe because
-        it only states the final membership. Call inside ``commit_metadata(run_id)``.
-        """
-        members_count = count if count is not None else members.count()
-        return retry_conflicts(
-            path, lambda: self._replace_once(members, path, key, run_id, members_count)
-        )
-
-    def _replace_once(
-        self, members: DataFrame, path: str, key: str, run_id: str, count: int
-    ) -> Replaced:
-        if not self.exists(path):
-            try:
-                with table_lock(path):
-                    (
-                        members.write.format("delta")
-                        .mode("errorifexists")
-                        .option("delta.enableChangeDataFeed", "true")
-                        .option("userMetadata", run_id)
-                        .save(path)
-                    )
-            except AnalysisException as exc:
-                if self.exists(path):  # created by a concurrent run in the meantime
-                    raise Created(str(exc)) from exc
-                raise
-            return Replaced(self._version_after_write(path, run_id), count, count, 0)
-        target = DeltaTable.forPath(self.spark, path)
-        if target.toDF().columns != members.columns:
-            return self._replace_reshaped(members, path, key, run_id, count)
-        others = [c for c in members.columns if c != key]
-        builder = target.alias("t").merge(members.alias("s"), _qcol("t", key) == _qcol("s", key))
-        if others:
-            changed = functools.reduce(
-                lambda a, b: a | b, [~_qcol("t", c).eqNullSafe(_qcol("s", c)) for c in others]
-            )
-            builder = builder.whenMatchedUpdate(
-                condition=changed, set={_quote(c): _qcol("s", c) for c in others}
-            )
-        with table_lock(path):
-            metrics = builder.whenNotMatchedInsertAll().whenNotMatchedBySourceDelete().execute()
-        row = metrics.first()
-        joined = int(row["num_inserted_rows"]) if row else 0
-        left = int(row["num_deleted_rows"]) if row else 0
-        return Replaced(self._version_after_write(path, run_id), count, joined, left)
-
-    def _replace_reshaped(
-        self, members: DataFrame, path: str, key: str, run_id: str, count: int
-    ) -> Replaced:
-        """The projected columns changed: replace the table whole (CDF then shows a rewrite)."""
-        old = self.read(path).select(key).cache()
-        try:
-            kept = old.join(members.select(key), key, "left_semi").count()
-            before = old.count()
-            version = self.overwrite(members, path, cdf=True, metadata=run_id)
-        finally:
-            old.unpersist()
-        return Replaced(version, count, count - kept, before - kept)
+                self.spark.conf.set(name, previous)
 
     # -- segments ----------------------------------------------------------------------
     def segment_runs(self) -> DataFrame | None:
         path = self.segment_runs_path()
         return self.read(path) if self.exists(path) else None
-
-    def latest_segment(self, output: str) -> DataFrame:
-        """A segment's latest membership, found case-insensitively among segment tables."""
-        return self.read(self.segment_path(output))
-
-    def publish_segment(
-        self,
-        members: DataFrame,
-        *,
-        output: str,
-        name: str,
-        type: str,
-        run_id: str,
-        as_of: dt.datetime,
-        definition_hash: str,
-        inputs_hash: str | None = None,
-        key: str = "CustomerId",
-    ) -> SegmentRun:
-        """Write a segment's new membership (CDF on) and append its ``segment_runs`` row.
-
-        Joined and Left are the membership commit's own metrics (see ``replace_members``);
-        the commit carries the run id as Delta ``userMetadata``.
-        """
-        path = self.segment_path(output)
-        members = members.cache()
-        try:
-            with self.commit_metadata(run_id):
-                done = self.replace_members(members, path, key=key, run_id=run_id)
-        finally:
-            members.unpersist()
-        run = SegmentRun(
-            segment=output,
-            name=name,
-            type=type,
-            run_id=run_id,
-            as_of=as_of,
-            evaluated_at=dt.datetime.now(dt.UTC),
-            members=done.members,
-            joined=done.joined,
-            left=done.left,
-            definition_hash=definition_hash,
-            table_version=done.version,
-            inputs_hash=inputs_hash,
-        )
-        self.record_runs([run])
-        log.info(
-            "segment %s: %d members (+%d / -%d), version %d",
-            output,
-            done.members,
-            done.joined,
-            done.left,
-            done.version,
-        )
-        return run
 
     def record_runs(self, runs: list[SegmentRun]) -> None:
         """Append ``segment_runs`` rows (one commit for all of them)."""
@@ -426,6 +308,8 @@ class Lake:
                 r.inputs_hash,
                 r.status,
                 r.fingerprint,
+                r.table,
+                list(r.columns) if r.columns is not None else None,
             )
             for r in runs
         ]
@@ -443,14 +327,6 @@ class Lake:
                 DeltaTable.forPath(self.spark, path).optimize().executeCompaction()
         except CONFLICTS as exc:  # a concurrent compaction got there first
             log.info("compaction of %s left to a concurrent one: %s", path, type(exc).__name__)
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _qcol(alias: str, name: str) -> Column:
-    return F.col(f"{alias}.{_quote(name)}")
 
 
 def _aware_utc(ts: dt.datetime) -> dt.datetime:

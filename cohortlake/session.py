@@ -34,6 +34,10 @@ _BASE_CONF: dict[str, str] = {
     "spark.sql.shuffle.partitions": "8",
     "spark.databricks.delta.snapshotPartitions": "2",
     "spark.sql.adaptive.enabled": "true",
+    # Every sort, hash aggregate and hash join of a stage takes at least one page, 64 MB at
+    # a 4 GB driver: a plan of 500 generated segments needed more pages than the heap
+    # held (OutOfMemoryError at 3,000 customers). A larger record still gets its own page.
+    "spark.buffer.pageSize": "2m",
     # Spark keeps 100 generated classes by default; one suggestions run makes more, so
     # each warm LifetimeSpend run at 1M in the same session compiled 43-59 classes
     # again (0.75-0.93 s of compile time); with 1,000 it compiles none.

@@ -29,6 +29,7 @@ from pyspark.sql import types as T
 from cohortlake.catalog import Catalog
 from cohortlake.commits import CONFLICTS, table_lock
 from cohortlake.lake import Lake, SegmentRun
+from cohortlake.memberships import read_membership
 from cohortlake.sources import read_profile
 
 __all__ = [
@@ -101,8 +102,8 @@ def record_sketches(lake: Lake, rows: list[SketchRow]) -> None:
 def record_published_sketch(lake: Lake, run: SegmentRun, key: str) -> None:
     """Sketch a membership just published outside a segment run (an expansion) from the
     version it wrote, and record it."""
-    path = lake.segment_path(run.segment)
-    found = lake.read(path, version=run.table_version).agg(sketch_agg(F.col(key))).first()
+    members = read_membership(lake, run.segment, key, version=run.table_version)
+    found = members.agg(sketch_agg(F.col(key))).first()
     assert found is not None, "a global aggregation has one row"
     row = SketchRow(run.segment, run.run_id, run.table_version, run.members, bytes(found[0]))
     record_sketches(lake, [row])

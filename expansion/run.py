@@ -23,8 +23,9 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cohortlake.context import Context
-from cohortlake.errors import InputError, Problem, RunFailure
+from cohortlake.errors import InputError, Problem
 from cohortlake.lake import SegmentRun, new_run_id
+from cohortlake.memberships import publish_segment, read_membership
 from cohortlake.sketches import record_published_sketch
 from cohortlake.sources import read_fields
 from expansion.features import BLOCK, ID, fit_encoding, z_columns
@@ -100,10 +101,8 @@ def _population(ctx: Context, exp: Expansion) -> DataFrame:
 
 
 def _members(ctx: Context, output: str) -> DataFrame:
-    path = ctx.lake.segment_path(output)
-    if not ctx.lake.exists(path):
-        raise RunFailure(f"segment {output} has no table at {path}: run it first")
-    return ctx.lake.read(path).select(F.col(ctx.catalog.key).alias(ID)).distinct()
+    members = read_membership(ctx.lake, output, ctx.catalog.key)
+    return members.select(F.col(ctx.catalog.key).alias(ID)).distinct()
 
 
 def _cap(exp: Expansion, pool: int) -> int:
@@ -218,8 +217,8 @@ def run_expansion(ctx: Context, exp: Expansion, as_of: dt.datetime) -> Expansion
                     )
                 )
             run_id = new_run_id()
-            run = ctx.lake.publish_segment(
-                members, output=exp.output, name=exp.name, type="expansion", run_id=run_id, as_of=as_of,
+            run = publish_segment(
+                ctx.lake, members, output=exp.output, name=exp.name, type="expansion", run_id=run_id, as_of=as_of,
                 definition_hash=exp.definition_hash(), key=key,
             )  # fmt: skip
             record_published_sketch(ctx.lake, run, key)

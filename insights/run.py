@@ -47,6 +47,7 @@ from pyspark.sql import types as T
 from cohortlake.context import Context, parse_as_of
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import Lake, new_run_id
+from cohortlake.memberships import latest_runs, read_membership
 from insights.charts import differentiator_charts, overlap_charts
 from insights.differentiators import Differentiators, differentiate
 from insights.distributions import DistRow
@@ -217,7 +218,8 @@ def _run_overlap(
     ctx: Context, lake: Lake, d: OverlapDefinition, run_id: str, when: dt.datetime, charts: bool
 ) -> InsightResult:
     key = ctx.catalog.key
-    tables = [lake.read(lake.segment_path(s)).select(key) for s in d.segments]
+    runs = latest_runs(lake)
+    tables = [read_membership(lake, s, key, runs=runs).select(key) for s in d.segments]
     customers = customer_rows(lake, ctx.catalog, d.fields) if d.fields else None
     result, regions = segment_overlap(ctx.spark, tables, d.segments, key, customers, d.fields)
     try:
@@ -322,13 +324,13 @@ def _run_overlap(
 def _sides(ctx: Context, lake: Lake, d: DifferentiatorsDefinition) -> DataFrame:
     key = ctx.catalog.key
     customers = customer_rows(lake, ctx.catalog, d.fields)
-    primary = lake.read(lake.segment_path(d.primary)).select(key).distinct()
+    primary = read_membership(lake, d.primary, key).select(key).distinct()
     if d.compare_to is None:
         flagged = primary.select(key, F.lit(1).alias("IsPrimary"))
         return customers.join(flagged, key, "left").withColumn(
             "IsPrimary", F.coalesce(F.col("IsPrimary"), F.lit(0))
         )
-    other = lake.read(lake.segment_path(d.compare_to)).select(key).distinct()
+    other = read_membership(lake, d.compare_to, key).select(key).distinct()
     membership = primary.select(key, F.lit(1).alias("IsPrimary")).unionByName(
         other.select(key, F.lit(0).alias("IsPrimary"))
     )

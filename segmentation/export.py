@@ -25,6 +25,7 @@ from pyspark.sql.types import DataType, StringType
 
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem, RunFailure
+from cohortlake.memberships import read_membership
 from cohortlake.numbers import number_text
 from cohortlake.outputs import check_user_output, is_uri
 from cohortlake.sources import read_fields
@@ -136,10 +137,7 @@ def export_segment(
     fs = _HadoopFileSystem(ctx, dest) if is_uri(dest) and not dest.startswith("file:") else None
     check_user_output(dest, ctx.root, replace, folder=folder, fs=fs)
     lake, key = ctx.lake, ctx.catalog.key
-    path = lake.segment_path(output)
-    if not lake.exists(path):
-        raise RunFailure(f"segment {output} has no output yet: run it first")
-    table = lake.read(path)
+    table = read_membership(lake, output, key)
     wanted = _columns(ctx, output, table, columns, include_personal)
     frame = table
     missing = [c for c in wanted if c not in table.columns]

@@ -13,7 +13,8 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from cohortlake.context import Context
-from cohortlake.errors import InputError, Problem, RunFailure
+from cohortlake.errors import InputError, Problem
+from cohortlake.memberships import read_membership
 from cohortlake.numbers import number_text
 from cohortlake.sources import read_fields, read_profile
 
@@ -83,10 +84,7 @@ def preview_segment(
     if problems:
         raise InputError(problems)
     lake = ctx.lake
-    path = lake.segment_path(output)
-    if not lake.exists(path):
-        raise RunFailure(f"segment {output} has no output yet: run it first")
-    members = lake.read(path)
+    members = read_membership(lake, output, key)
     customers = read_profile(lake, ctx.catalog).count()
     frame = members.select(key)
     profile_cols = [n for n, s in resolved if s == "profile"]

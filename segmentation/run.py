@@ -1,11 +1,13 @@
-"""Run segment definitions: many segments per pass, atomic Delta writes, run history.
+"""Run segment definitions: every segment in one pass, one commit per run, run history.
 
-A run validates every definition first, then evaluates the chosen segments level by
-level (a segment leaf reads the latest output of the segment it names, so referenced
-segments are written first). Within a level the profile, measures and each activity
-aggregation are read once for all segments; each segment table is replaced in one
-Delta commit (Change Data Feed on) and the level's ``segment_runs`` rows are appended
-in one more commit.
+A run validates every definition first and settles the static segments it keeps and
+the ones whose definition and inputs did not change. It evaluates all the others over
+one customer frame: the profile, the measures and each activity aggregation are read
+once, and a segment leaf naming a segment of the same run reads that segment's
+condition from the same frame (one computed column), so dependency levels cost no extra
+pass. The memberships become rows of one cached frame; every changed one is published
+in one MERGE commit into ``memberships`` (Change Data Feed on); then the run's
+``segment_runs`` rows and its sketches are appended in one commit each.
 """
 
 from __future__ import annotations
@@ -16,8 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
 from pyspark.sql import Column, DataFrame
@@ -25,7 +26,17 @@ from pyspark.sql import functions as F
 
 from cohortlake.context import Context
 from cohortlake.errors import InputError, Problem
-from cohortlake.lake import SegmentRun, new_run_id
+from cohortlake.lake import Lake, SegmentRun, new_run_id
+from cohortlake.memberships import (
+    MEMBERSHIPS,
+    SEGMENT,
+    latest_runs,
+    locate,
+    memberships_path,
+    migrate,
+    publish_memberships,
+    touched_since,
+)
 from cohortlake.sketches import (
     PROFILE,
     SketchRow,
@@ -36,15 +47,26 @@ from cohortlake.sketches import (
 )
 from cohortlake.sources import activity_ref, profile_ref, ref_version
 from segmentation.compile import CustomerFrame
-from segmentation.model import SegmentDefinition, segment_refs
+from segmentation.evaluate import (
+    SEGMENTS_PER_PASS,
+    Reads,
+    fingerprint,
+    membership_rows,
+    named_groups,
+    reads_of,
+    row_hash,
+)
+from segmentation.model import (
+    SegmentDefinition,
+)
 from segmentation.validate import load_definitions
 
 __all__ = ["RunOptions", "run_segments", "select_definitions"]
 
 log = logging.getLogger(__name__)
 
-_PUBLISH_THREADS = 4
-_FINGERPRINTS_PER_PASS = 50
+_History = dict[str, dict[str, object]]
+_SORT_FALLBACK = "spark.sql.objectHashAggregate.sortBased.fallbackThreshold"
 
 
 @dataclass(frozen=True)
@@ -72,56 +94,80 @@ def select_definitions(
     return [d for d in defs if d.output.lower() in wanted]
 
 
-def _levels(defs: Sequence[SegmentDefinition]) -> list[list[SegmentDefinition]]:
-    names = {d.output.lower() for d in defs}
-    level: dict[str, int] = {}
-    for d in defs:  # dependency order: references come first
-        refs = [r for r in segment_refs(d.where) if r in names]
-        level[d.output.lower()] = 1 + max((level[r] for r in refs), default=-1)
-    out: list[list[SegmentDefinition]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for d in defs:
-        out[level[d.output.lower()]].append(d)
-    return out
+@dataclass
+class _Guard:
+    """What tells a kept membership from one another run changed: commits to
+    ``memberships`` after ``since`` that this run did not make (none, normally)."""
+
+    since: int | None
+    run_id: str
+
+    def touched(self, lake: Lake) -> set[str]:
+        return touched_since(lake, self.since, self.run_id)
 
 
-def _input_versions(ctx: Context, frame: CustomerFrame) -> dict[str, int | None]:
-    """The latest version of every table a level reads (one lookup per table, not per segment)."""
-    lake = ctx.lake
-    cat = ctx.catalog
-    versions: dict[str, int | None] = {"profile": ref_version(lake, profile_ref(lake, cat))}
-    if frame.measure_columns:
-        versions["measures"] = lake.version(lake.measures_path())
-    for entity in frame.entities:
-        versions[f"activity/{entity}"] = ref_version(lake, activity_ref(lake, cat, entity))
-    for output in frame.segment_outputs:
-        versions[f"segment/{output}"] = lake.version(lake.segment_path(output))
-    return versions
+@dataclass
+class _Evaluated:
+    """A segment this run evaluated; it is published (or kept) at the end of the run."""
+
+    d: SegmentDefinition
+    members: int = 0
+    fingerprint: str = ""
+    sketch: bytes = b""
 
 
-def _inputs_hash(versions: dict[str, int | None], d: SegmentDefinition, as_of: dt.datetime) -> str:
-    payload = {"versions": versions, "as_of": as_of.isoformat() if d.relative else None}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+@dataclass
+class _Run:
+    """One run's state: what it looked up, settled and evaluated."""
 
+    ctx: Context
+    as_of: dt.datetime
+    run_id: str
+    options: RunOptions
+    history: _History
+    guard: _Guard
+    drawn: dict[str, int]
+    settled: dict[str, SegmentRun] = field(default_factory=dict)  # kept and skipped
+    evaluated: dict[str, _Evaluated] = field(default_factory=dict)
+    tables: dict[str, int | None] = field(default_factory=dict)
 
-def _last_runs(ctx: Context) -> dict[str, dict[str, object]]:
-    """The latest succeeded ``segment_runs`` row per segment (bounded by segment count)."""
-    runs = ctx.lake.segment_runs()
-    if runs is None:
-        return {}
-    if "Fingerprint" not in runs.columns:  # written before fingerprints were recorded
-        runs = runs.withColumn("Fingerprint", F.lit(None).cast("string"))
-    latest = (
-        runs.filter(F.col("Status").isin("succeeded", "kept", "skipped"))
-        .groupBy("Segment")
-        .agg(
-            F.max_by(
-                F.struct("DefinitionHash", "InputsHash", "Members", "TableVersion", "Fingerprint"),
-                "EvaluatedAt",
-            ).alias("r")
-        )
-        .select("Segment", "r.*")
-    )
-    return {row["Segment"].lower(): row.asDict() for row in latest.collect()}
+    def version(self, table: str) -> int | None:
+        """A table's version, looked up once per run (so every read of it is pinned)."""
+        if table not in self.tables:
+            lake, cat = self.ctx.lake, self.ctx.catalog
+            if table == "profile":
+                self.tables[table] = ref_version(lake, profile_ref(lake, cat))
+            elif table == "measures":
+                self.tables[table] = lake.version(lake.measures_path())
+            else:
+                entity = table.removeprefix("activity/")
+                self.tables[table] = ref_version(lake, activity_ref(lake, cat, entity))
+        return self.tables[table]
+
+    def segment_state(self, output: str) -> object:
+        """What a segment leaf reads, for an inputs hash: the membership's fingerprint
+        (this run's, else the last recorded one), else its table's version."""
+        name = output.lower()
+        if name in self.evaluated:
+            return self.evaluated[name].fingerprint
+        last = self.history.get(name)
+        if last is not None and last.get("Fingerprint") is not None:
+            return last["Fingerprint"]
+        found = locate(self.ctx.lake, output, self.history)
+        if found is None:
+            return None
+        return found.version if found.shared else self.ctx.lake.version(found.path)
+
+    def inputs_hash(self, d: SegmentDefinition, reads: Reads) -> str:
+        versions: dict[str, object] = {"profile": self.version("profile")}
+        if reads.measures:
+            versions["measures"] = self.version("measures")
+        for entity in sorted(reads.entities):
+            versions[f"activity/{entity}"] = self.version(f"activity/{entity}")
+        for output in reads.segments:
+            versions[f"segment/{output}"] = self.segment_state(output)
+        payload = {"versions": versions, "as_of": self.as_of.isoformat() if d.relative else None}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_segments(
@@ -136,6 +182,7 @@ def run_segments(
     chosen = select_definitions(defs, only)
     as_of = as_of or dt.datetime.now(dt.UTC).replace(microsecond=0)
     run_id = new_run_id()
+    lake = ctx.lake
     log.info(
         "segment run %s: %d of %d definitions, as of %s",
         run_id,
@@ -143,85 +190,86 @@ def run_segments(
         len(defs),
         as_of.isoformat(),
     )
-    history = _last_runs(ctx)
-    drawn = sketched(ctx.lake)
-    results: list[SegmentRun] = []
-    for depth, level in enumerate(_levels(chosen)):
+    start = lake.version(memberships_path(lake))  # before the history: see _Guard
+    history = latest_runs(lake)
+    if any(r.get("Table") is None for r in history.values()) and migrate(lake, ctx.catalog.key):
+        start = lake.version(memberships_path(lake))
+        history = latest_runs(lake)
+    recorded = max(
+        (int(r["TableVersion"]) for r in history.values() if r.get("Table") == MEMBERSHIPS),  # type: ignore[call-overload]
+        default=-1,
+    )
+    # Commits after the last recorded one were made by a crashed or a concurrent run.
+    guard = _Guard(None if start is None else min(start, recorded), run_id)
+    state = _Run(ctx, as_of, run_id, options, history, guard, sketched(lake))
+    reads = {d.output.lower(): reads_of(d, ctx.catalog) for d in chosen}
+    evaluate = _settle(state, chosen, reads)
+    sketches: list[SketchRow] = []
+    done: dict[str, SegmentRun] = {}
+    if evaluate:
         started = time.perf_counter()
-        published = {r.segment.lower(): r.table_version for r in results}
-        results += _run_level(ctx, level, as_of, run_id, options, history, published, drawn)
-        log.info("level %d: %d segments in %.1fs", depth, len(level), time.perf_counter() - started)
+        rows = _evaluate(state, evaluate)
+        try:
+            log.info(
+                "%d segments evaluated in one pass in %.1fs",
+                len(evaluate),
+                time.perf_counter() - started,
+            )
+            done = _publish(state, evaluate, reads, rows, sketches)
+        finally:
+            rows.unpersist()
+        profile = state.version("profile")
+        if profile is not None and state.drawn.get(PROFILE) != profile:
+            sketches.append(profile_sketch(lake, ctx.catalog, run_id, profile))
+    results = [done.get(d.output.lower()) or state.settled[d.output.lower()] for d in chosen]
+    # The run's rows and sketches, one commit each, after every membership they name: a
+    # crash before them leaves a commit no row names, which the next run's _Guard finds.
+    lake.record_runs(results)
+    record_sketches(lake, sketches)
     return results
 
 
-def _run_level(
-    ctx: Context,
-    level: list[SegmentDefinition],
-    as_of: dt.datetime,
-    run_id: str,
-    options: RunOptions,
-    history: dict[str, dict[str, object]],
-    published: dict[str, int],
-    drawn: dict[str, int],
-) -> list[SegmentRun]:
-    lake = ctx.lake
-    frame = CustomerFrame(ctx.catalog, as_of)
-    conditions: dict[str, Column] = {}
-    for d in level:
-        conditions[d.output] = frame.condition(d.where)
-        for column in d.project:
-            frame.need(column)
+def _settle(
+    state: _Run, chosen: list[SegmentDefinition], reads: dict[str, Reads]
+) -> list[SegmentDefinition]:
+    """Keep static segments, skip unchanged ones; return the ones to evaluate, in order.
+
+    A segment that names a segment evaluated in this run is evaluated too (its inputs are
+    known only after), in the same pass, so that costs a condition, not a pass.
+    """
+    lake, as_of = state.ctx.lake, state.as_of
     now = dt.datetime.now(dt.UTC)
-    results: list[SegmentRun] = []
+    touched = state.guard.touched(lake)
     evaluate: list[SegmentDefinition] = []
-    inputs: dict[str, str] = {}
-    versions: dict[str, int | None] | None = None
-    sketches: list[SketchRow] = []
-    for d in level:
-        last = history.get(d.output.lower())
-        path = lake.segment_path(d.output)
-        version = lake.version(path)
-        if (
-            d.type == "static"
-            and version is not None
-            and last is not None
-            and not options.refresh_static
-        ):
-            results.append(_unchanged(d, run_id, as_of, now, last, version, "kept"))
+    for d in chosen:  # dependency order: named segments come first
+        name = d.output.lower()
+        last = state.history.get(name)
+        current = last is not None and last.get("Table") == MEMBERSHIPS
+        if d.type == "static" and current and not state.options.refresh_static:
+            assert last is not None
+            state.settled[name] = _unchanged(d, state.run_id, as_of, now, last, "kept")
             log.info(
                 "segment %s: static, kept %s members (use --refresh-static to re-evaluate)",
                 d.output,
                 last["Members"],
             )
             continue
-        if versions is None:
-            versions = _input_versions(ctx, frame)
-        inputs[d.output] = _inputs_hash(versions, d, as_of)
+        waits = any(s in state.evaluated for s in reads[name].segments)
         if (
-            not options.force
+            not waits
+            and not state.options.force
+            and current
             and last is not None
-            and version is not None
+            and name not in touched
             and last["DefinitionHash"] == d.definition_hash
-            and last["InputsHash"] == inputs[d.output]
-            and last["TableVersion"] == version
+            and last["InputsHash"] == state.inputs_hash(d, reads[name])
         ):
-            results.append(_unchanged(d, run_id, as_of, now, last, version, "skipped"))
+            state.settled[name] = _unchanged(d, state.run_id, as_of, now, last, "skipped")
             log.info("segment %s: definition and inputs unchanged, skipped", d.output)
             continue
         evaluate.append(d)
-    if evaluate:
-        assert versions is not None, "looked up before the first definition to evaluate"
-        results += _evaluate(
-            ctx, evaluate, frame, conditions, as_of, run_id, inputs, published, history, versions,
-            drawn, sketches,
-        )  # fmt: skip
-        profile = versions["profile"]
-        if profile is not None and drawn.get(PROFILE) != profile:
-            sketches.append(profile_sketch(lake, ctx.catalog, run_id, profile))
-    lake.record_runs(results)
-    record_sketches(lake, sketches)  # after the tables and the runs they name
-    drawn.update({s.segment.lower(): s.table_version for s in sketches})
-    return results
+        state.evaluated[name] = _Evaluated(d)
+    return evaluate
 
 
 def _unchanged(
@@ -230,201 +278,168 @@ def _unchanged(
     as_of: dt.datetime,
     now: dt.datetime,
     last: dict[str, object],
-    version: int,
     status: str,
 ) -> SegmentRun:
     """A kept (static) or skipped segment's row: its last run's members, hashes, version."""
     inputs = str(last["InputsHash"]) if last["InputsHash"] is not None else None
     fingerprint = str(last["Fingerprint"]) if last.get("Fingerprint") is not None else None
     members = int(last["Members"])  # type: ignore[call-overload]
-    return _run_row(d, run_id, as_of, inputs, fingerprint, now, members, 0, 0, version, status)
+    version = int(last["TableVersion"])  # type: ignore[call-overload]
+    return _run_row(
+        d, run_id, as_of, inputs, fingerprint, now, members, 0, 0, version, _columns(last), status
+    )
 
 
-def _row_hashes(defs: list[SegmentDefinition], key: str) -> tuple[list[Column], list[str]]:
-    """One 64-bit hash column per distinct projection (key + projected columns), and the
-    hash column each segment's fingerprint uses."""
-    columns: dict[tuple[str, ...], str] = {}
-    for d in defs:
-        columns.setdefault(tuple(d.project), f"__h{len(columns)}")
-    hashes = [
-        F.xxhash64(F.col(key), *[F.col(c) for c in project]).alias(name)
-        for project, name in columns.items()
-    ]
-    return hashes, [columns[tuple(d.project)] for d in defs]
+def _columns(last: dict[str, object]) -> tuple[str, ...]:
+    columns = last.get("Columns")
+    return tuple(str(c) for c in columns) if isinstance(columns, list | tuple) else ()
 
 
-def _fingerprint_aggregations(hash_of: list[str]) -> list[list[Column]]:
-    """Per segment its member count and the XOR of its members' row hashes, in groups.
+def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
+    """Evaluate every chosen segment into cached membership rows, and fill in each one's
+    count, fingerprint and sketch.
 
-    XOR is order-free and cannot overflow, so a membership's fingerprint is the same
-    whatever the partitioning; two different memberships share one with chance about
-    2**-64. At most ``_FINGERPRINTS_PER_PASS`` segments go in one aggregation: at 1M
-    customers one aggregation of 150 columns took 3.9 s where one of 100 took 1.3 s
-    (past ~100 columns the generated code is apparently no longer compiled).
+    One customer frame serves all: a segment leaf naming a segment of this run is that
+    segment's condition, computed once as a column of the frame; one naming any other
+    reads the version its kept, skipped or last row names, so a run never mixes two
+    as-of dates. One aggregation of the rows grouped by segment gives the counts,
+    sketches and fingerprints (count and XOR of the members' row hashes: order-free,
+    the same whatever the partitioning; two different memberships share one with
+    chance about 2**-64). Every table is read at the version the run looked up first.
     """
-    aggs = [
-        [
-            F.sum(F.col(f"__m{i}").cast("long")).alias(f"n{i}"),
-            F.bit_xor(F.when(F.col(f"__m{i}"), F.col(h))).alias(f"h{i}"),
-        ]
-        for i, h in enumerate(hash_of)
-    ]
-    step = _FINGERPRINTS_PER_PASS
-    return [[c for pair in aggs[i : i + step] for c in pair] for i in range(0, len(aggs), step)]
-
-
-def _fingerprint(members: int, h: int | None) -> str:
-    return f"{members}:{(h or 0) & ((1 << 64) - 1):016x}"
-
-
-def _evaluate(
-    ctx: Context,
-    defs: list[SegmentDefinition],
-    frame: CustomerFrame,
-    conditions: dict[str, Column],
-    as_of: dt.datetime,
-    run_id: str,
-    inputs: dict[str, str],
-    published: dict[str, int],
-    history: dict[str, dict[str, object]],
-    versions: dict[str, int | None],
-    drawn: dict[str, int],
-    sketches: list[SketchRow],
-) -> list[SegmentRun]:
-    """Evaluate a level's segments in one pass and publish each changed table in its own commit.
-
-    One aggregation gives each segment's count and fingerprint. A segment whose
-    fingerprint equals the one recorded for the table's current version is left as it
-    is (no new version, Joined = Left = 0). When every segment has a recorded
-    fingerprint, that pass runs uncached and only the changed segments are evaluated
-    again (cached) for their commits; otherwise (a first run) the one pass is cached.
-    Changed tables are published by a few threads at once: each commit is mostly
-    driver-side Delta work that overlaps well with another commit's Spark tasks.
-    Inputs are read at the versions ``versions`` names, so both passes see the same data.
-    Each published membership, and any kept one whose version has no sketch yet (``drawn``
-    holds the sketched versions), is sketched by the aggregation that fills the cache the
-    commits read: an unchanged nightly run sketches nothing. The rows go to ``sketches``.
-    """
-    lake, key = ctx.lake, ctx.catalog.key
-    # A segment leaf reads the version this run published (or kept), not whatever a
-    # concurrent run wrote since, so one run never mixes two as-of dates.
-    own = {
-        output: lake.read(lake.segment_path(output), version=published[output.lower()])
-        for output in frame.segment_outputs
-        if output.lower() in published
+    lake, key, catalog = state.ctx.lake, state.ctx.catalog.key, state.ctx.catalog
+    frame = CustomerFrame(catalog, state.as_of)
+    conditions: dict[str, Column] = {}
+    for d in defs:  # dependency order: a named segment's column exists before its use
+        conditions[d.output] = frame.condition(d.where)
+        for column in d.project:
+            frame.need(column)
+    versions: dict[str, int | None] = {"profile": state.version("profile")}
+    if frame.measure_columns:
+        versions["measures"] = state.version("measures")
+    for entity in frame.entities:
+        versions[f"activity/{entity}"] = state.version(f"activity/{entity}")
+    pins = {
+        o: state.settled[o.lower()].table_version
+        for o in frame.segment_outputs
+        if o.lower() in state.settled
     }
-    base = frame.build(lake, own, versions)
-    everything = list(range(len(defs)))
-    hashes, hash_of = _row_hashes(defs, key)
-
-    def flags(chosen: list[int], *extra: Column) -> DataFrame:
-        projected = sorted({c for i in chosen for c in defs[i].project})
-        marks = [conditions[defs[i].output].alias(f"__m{i}") for i in chosen]
-        return base.select(key, *projected, *extra, *marks)
-
-    cached: DataFrame | None = None
-    counted = flags(everything, *hashes)
-    if any(history.get(d.output.lower(), {}).get("Fingerprint") is None for d in defs):
-        cached = counted = counted.persist(StorageLevel.MEMORY_AND_DISK)
+    base = frame.build(lake, pins, versions, state.history, named_groups(defs, frame, conditions))
+    several = len(defs) > SEGMENTS_PER_PASS
+    if several:  # each pass reads it
+        base = base.persist(StorageLevel.MEMORY_AND_DISK)
+    rows = membership_rows(base, key, defs, conditions).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        counts: dict[str, int | None] = {}
-        for aggregation in _fingerprint_aggregations(hash_of):
-            found = counted.agg(*aggregation).first()
-            assert found is not None, "a global aggregation has one row"
-            counts.update(found.asDict())
-        members = [int(counts[f"n{i}"] or 0) for i in everything]
-        prints = [_fingerprint(members[i], counts[f"h{i}"]) for i in everything]
-        done: dict[int, SegmentRun] = {}
-        for i in everything:
-            kept = _kept_version(ctx, defs[i], history, prints[i], members[i])
-            if kept is not None:
-                checked_at, version = kept
-                done[i] = _run_row(
-                    defs[i], run_id, as_of, inputs.get(defs[i].output), prints[i],
-                    checked_at, members[i], 0, 0, version,
-                )  # fmt: skip
-        changed = [i for i in everything if i not in done]
-        unsketched = [i for i in done if drawn.get(defs[i].output.lower()) != done[i].table_version]
-        need = sorted(changed + unsketched)
-        if need and cached is None:
-            cached = flags(need).persist(StorageLevel.MEMORY_AND_DISK)
-        rows = cached
-        drawings = None
-        if need:
-            assert rows is not None
-            # One aggregation: the sketches, and the cache evaluated before the threads read it.
-            drawings = rows.agg(
-                *[sketch_agg(F.when(F.col(f"__m{i}"), F.col(key))).alias(f"s{i}") for i in need]
-            ).first()
+        stats = rows.groupBy(SEGMENT).agg(
+            F.count(F.lit(1)).alias("n"),
+            F.bit_xor(row_hash(defs, key)).alias("h"),
+            sketch_agg(F.col(key)).alias("s"),
+        )
+        # A sketch's state is bounded (lgK 12), so one per segment fits in a task's hash
+        # map; past 128 groups Spark would sort every input row instead, which ran out
+        # of a 4 GB heap at 1M customers and 1,000 segments.
+        with lake.session_conf(_SORT_FALLBACK, str(max(128, 2 * len(defs)))):
+            found = {str(r[SEGMENT]): r for r in stats.collect()}
+        empty = None
+        if any(d.output not in found for d in defs):
+            first = rows.filter(F.lit(False)).agg(sketch_agg(F.col(key))).first()
+            assert first is not None, "a global aggregation has one row"
+            empty = bytes(first[0])
+    except BaseException:
+        rows.unpersist()
+        raise
+    finally:
+        if several:
+            base.unpersist()
+    for d in defs:
+        hit = found.get(d.output)
+        e = state.evaluated[d.output.lower()]
+        e.members = int(hit["n"]) if hit is not None else 0
+        e.fingerprint = fingerprint(e.members, hit["h"] if hit is not None else None)
+        sketch = bytes(hit["s"]) if hit is not None else empty
+        assert sketch is not None
+        e.sketch = sketch
+    return rows
 
-        def publish(i: int) -> SegmentRun:
-            d = defs[i]
-            assert rows is not None
-            out = rows.filter(F.col(f"__m{i}")).select(key, *d.project)
-            path = lake.segment_path(d.output)
-            replaced = lake.replace_members(out, path, key=key, run_id=run_id, count=members[i])
+
+def _publish(
+    state: _Run,
+    defs: list[SegmentDefinition],
+    reads: dict[str, Reads],
+    rows: DataFrame,
+    sketches: list[SketchRow],
+) -> dict[str, SegmentRun]:
+    """Publish every changed membership of the run in one MERGE commit.
+
+    A segment whose fingerprint and columns equal its last recorded ones, in a partition
+    no other run touched since, is left as it is (no commit, Joined = Left = 0, its
+    recorded version). Each published membership, and any kept one whose version has no
+    sketch yet, gets its sketch row in ``sketches``.
+    """
+    lake, key, run_id, as_of = state.ctx.lake, state.ctx.catalog.key, state.run_id, state.as_of
+    inputs = {d.output: state.inputs_hash(d, reads[d.output.lower()]) for d in defs}
+    touched = state.guard.touched(lake)  # after evaluating: see _Guard
+    now = dt.datetime.now(dt.UTC)
+    done: dict[str, SegmentRun] = {}
+    changed: list[_Evaluated] = []
+    for d in defs:
+        e, last = state.evaluated[d.output.lower()], state.history.get(d.output.lower())
+        if (
+            last is not None
+            and last.get("Table") == MEMBERSHIPS
+            and last.get("Fingerprint") == e.fingerprint
+            and d.output.lower() not in touched
+            and _columns(last) == tuple(d.project)
+        ):
+            version = int(last["TableVersion"])  # type: ignore[call-overload]
+            log.info(
+                "segment %s: %d members, membership unchanged, version %d kept",
+                d.output,
+                e.members,
+                version,
+            )
+            done[d.output.lower()] = _run_row(
+                d, run_id, as_of, inputs[d.output], e.fingerprint, now, e.members, 0, 0, version,
+                tuple(d.project),
+            )  # fmt: skip
+        else:
+            changed.append(e)
+    if changed:
+        started = time.perf_counter()
+        outputs = [e.d.output for e in changed]
+        if len(changed) < len(defs):
+            rows = rows.filter(F.col(SEGMENT).isin(*outputs))
+        counts = {e.d.output: e.members for e in changed}
+        with lake.commit_metadata(run_id):
+            published = publish_memberships(
+                lake, rows, outputs, key=key, run_id=run_id, counts=counts
+            )
+        now = dt.datetime.now(dt.UTC)
+        for e in changed:
+            joined, left = published.changes[e.d.output]
             log.info(
                 "segment %s: %d members (+%d / -%d), version %d",
-                d.output,
-                replaced.members,
-                replaced.joined,
-                replaced.left,
-                replaced.version,
+                e.d.output,
+                e.members,
+                joined,
+                left,
+                published.version,
             )
-            return _run_row(
-                d,
-                run_id,
-                as_of,
-                inputs.get(d.output),
-                prints[i],
-                dt.datetime.now(dt.UTC),
-                replaced.members,
-                replaced.joined,
-                replaced.left,
-                replaced.version,
-            )
-
-        workers = max(1, min(_PUBLISH_THREADS, len(changed)))
-        with lake.commit_metadata(run_id), ThreadPoolExecutor(workers) as pool:
-            done.update(zip(changed, pool.map(publish, changed), strict=True))
-        if drawings is not None:
-            sketches += [
-                SketchRow(
-                    defs[i].output, run_id, done[i].table_version, members[i], drawings[f"s{i}"]
-                )
-                for i in need
-            ]
-    finally:
-        if cached is not None:
-            cached.unpersist(blocking=True)
-    return [done[i] for i in everything]
-
-
-def _kept_version(
-    ctx: Context,
-    d: SegmentDefinition,
-    history: dict[str, dict[str, object]],
-    fingerprint: str,
-    members: int,
-) -> tuple[dt.datetime, int] | None:
-    """``(checked_at, version)`` when the table's current version holds exactly this
-    membership (its recorded fingerprint matches), else None."""
-    last = history.get(d.output.lower())
-    if last is None or last["Fingerprint"] != fingerprint:
-        return None
-    # Checked after evaluating: a concurrent commit made before now moved the version
-    # on (so this run writes); one made later sorts after this run's row.
-    checked_at = dt.datetime.now(dt.UTC)
-    version = ctx.lake.version(ctx.lake.segment_path(d.output))
-    if version is None or version != last["TableVersion"]:
-        return None
-    log.info(
-        "segment %s: %d members, membership unchanged, version %d kept",
-        d.output,
-        members,
-        version,
-    )
-    return checked_at, version
+            done[e.d.output.lower()] = _run_row(
+                e.d, run_id, as_of, inputs[e.d.output], e.fingerprint, now, e.members, joined,
+                left, published.version, tuple(e.d.project),
+            )  # fmt: skip
+        log.info(
+            "published %d changed segments in one commit, version %d, in %.1fs",
+            len(changed),
+            published.version,
+            time.perf_counter() - started,
+        )
+    for d in defs:
+        e, row = state.evaluated[d.output.lower()], done[d.output.lower()]
+        if state.drawn.get(d.output.lower()) != row.table_version:
+            sketches.append(SketchRow(d.output, run_id, row.table_version, e.members, e.sketch))
+    return done
 
 
 def _run_row(
@@ -438,6 +453,7 @@ def _run_row(
     joined: int,
     left: int,
     version: int,
+    columns: tuple[str, ...],
     status: str = "succeeded",
 ) -> SegmentRun:
     """One ``segment_runs`` row for definition ``d`` in this run."""
@@ -456,4 +472,6 @@ def _run_row(
         inputs_hash=inputs_hash,
         status=status,
         fingerprint=fingerprint,
+        table=MEMBERSHIPS,
+        columns=columns,
     )

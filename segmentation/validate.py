@@ -16,6 +16,7 @@ from cohortlake.catalog import Catalog
 from cohortlake.conditions.validate import ConditionValidator, Scope, join_path, show_value
 from cohortlake.errors import InputError, Problem
 from cohortlake.lake import OUTPUT_NAME
+from cohortlake.memberships import SEGMENT
 from cohortlake.naming import (
     derive_output_name,
     name_problem,
@@ -91,6 +92,11 @@ class _DefinitionValidator(ConditionValidator):
                 continue
             if column in out:
                 self.err(join_path(path, i), f"{column} is listed twice")
+            elif column.lower() == SEGMENT.lower():
+                self.err(
+                    join_path(path, i),
+                    f"{column} cannot be projected: memberships keeps the segment's name in {SEGMENT}",
+                )
             out.append(column)
         return tuple(out) if len(out) == len(raw) else None
 

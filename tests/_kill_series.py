@@ -38,22 +38,20 @@ MIN_KILLS = 20
 MAX_ATTEMPTS = MIN_KILLS + 12
 
 START = re.compile(r"segment run \S+: \d+ of \d+ definitions")
-COMMITTED = re.compile(r"segment \w+: \d+ members")
-LEVEL0 = re.compile(r"level 0: ")
-LAST = re.compile(r"segment RecentStoreBuyersInBigStates: \d+ members")
-LEVEL1 = re.compile(r"level 1: ")
+# A published segment's line, logged right after its commit (a kept one's has no "+").
+COMMITTED = re.compile(r"segment \w+: \d+ members \(\+")
+FAILED = re.compile(r"^(?:failed|error): .*$", re.M)
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) .*", re.M)
 
 # What is on disk after a kill, from the killed run's point of view.
 BEFORE_ANY_COMMIT = "before any commit"
-BETWEEN_COMMITS = "between commits"
-AFTER_LAST_COMMIT = "after the last segment commit, before its segment_runs row"
+UNRECORDED = "after a memberships commit, before the segment_runs rows naming it"
+BETWEEN_COMMITS = "after a commit's segment_runs rows, before a later commit"  # several commits
 ALL_RECORDED = "after every commit and segment_runs row"
 # Each required phase, and the moment that reaches it whatever the load: right at a log line.
 TARGETS: dict[str, re.Pattern[str]] = {
     BEFORE_ANY_COMMIT: START,
-    BETWEEN_COMMITS: LEVEL0,
-    AFTER_LAST_COMMIT: LAST,
+    UNRECORDED: COMMITTED,
 }
 
 
@@ -66,46 +64,61 @@ def _stamp(stderr: str, pattern: re.Pattern[str]) -> float:
     raise AssertionError(f"no log line matches {pattern.pattern!r}:\n{stderr[-2000:]}")
 
 
-def _spans(log: str) -> dict[re.Pattern[str], float]:
-    """How long each stretch of a complete run took, from its log (the load changes them)."""
+def _spans(run: RunProcess) -> dict[re.Pattern[str], float]:
+    """How long each stretch of a complete run took, from its log and its exit (the load
+    changes them)."""
+    log = run.stderr()
+    assert run.ended is not None, "a complete run"
     return {
-        START: _stamp(log, COMMITTED) - _stamp(log, START),
-        COMMITTED: _stamp(log, LEVEL0) - _stamp(log, COMMITTED) + 0.5,
-        LEVEL0: _stamp(log, LAST) - _stamp(log, LEVEL0),
-        LAST: _stamp(log, LEVEL1) - _stamp(log, LAST) + 0.3,  # the last segment_runs append
+        START: _stamp(log, COMMITTED) - _stamp(log, START),  # reads, evaluation, the commit
+        COMMITTED: run.ended - _stamp(log, COMMITTED),  # the segment_runs and sketch appends
     }
 
 
 def _until_done(run: RunProcess) -> float:
-    """Seconds from a complete run's go to its last log line (not the JVM's exit)."""
+    """Seconds from a complete run's go to its exit."""
+    assert run.ended is not None, "a complete run"
     launched = time.time() - (time.monotonic() - run.started)
-    return _stamp(run.stderr(), LEVEL1) - launched + 0.5
+    return run.ended - launched + 0.5
+
+
+def _members(check: Check, output: str) -> frozenset[str] | None:
+    """A segment's members at its latest version, None before it has one."""
+    version = check.state.versions[output]
+    return None if version is None else frozenset(members_at(check.root, output, version))
 
 
 def _phase(before: Check, after: Check, run_id: str | None) -> str:
     """Which phase the kill hit, judged by what the killed run left behind."""
-    committed = [o for o in OUTPUTS if after.state.versions[o] != before.state.versions[o]]
+    made = [v for v in after.state.metadata if v not in before.state.metadata]
     rows = run_rows(after.state, run_id) if run_id else after.state.runs.iloc[0:0]
-    if not committed and rows.empty:
+    if not made and rows.empty:
         return BEFORE_ANY_COMMIT
-    if len(committed) < len(OUTPUTS):
-        return BETWEEN_COMMITS
-    return AFTER_LAST_COMMIT if len(rows) < len(OUTPUTS) else ALL_RECORDED
+    if set(made) - {int(v) for v in rows["TableVersion"]}:
+        return UNRECORDED
+    return BETWEEN_COMMITS if len(rows) < len(OUTPUTS) else ALL_RECORDED
 
 
 def _check_kill(
-    before: Check, after: Check, as_of: str, expected: dict[str, dict[str, frozenset[str]]]
+    before: Check,
+    after: Check,
+    as_of: str,
+    expected: dict[str, dict[str, frozenset[str]]],
+    run_id: str | None,
 ) -> list[str]:
-    """The killed run changed a table only to its own complete membership; none disappeared."""
+    """Every segment is at its previous membership or at the killed run's complete new one;
+    none disappeared; each commit the killed run made carries its run id."""
     problems = list(after.problems)
     for output in OUTPUTS:
-        old, new = before.state.versions[output], after.state.versions[output]
+        old, new = _members(before, output), _members(after, output)
         if old is not None and new is None:
-            problems.append(f"{output}: the table disappeared")
-        elif new is not None and new != old:
-            keys = members_at(after.root, output, new)
-            if len(keys) != len(expected[as_of][output]) or set(keys) != expected[as_of][output]:
-                problems.append(f"{output} v{new}: the killed run committed a partial membership")
+            problems.append(f"{output}: the membership disappeared")
+        elif new != old and new != expected[as_of][output]:
+            version = after.state.versions[output]
+            problems.append(f"{output} v{version}: the killed run committed a partial membership")
+    for version, writer in after.state.metadata.items():
+        if version not in before.state.metadata and writer != run_id:
+            problems.append(f"v{version}: committed by {writer}, not the killed run {run_id}")
     return problems
 
 
@@ -174,14 +187,15 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
         conf = series.conf
     spare: Spare | None = start_spare(conf, root, logs / "run-1.log")
     # A warm run skips the cold start: time it from the first run's start line to its end.
-    series.full = _stamp(first.stderr(), LEVEL1) - _stamp(first.stderr(), START) + 1.0
-    spans = _spans(first.stderr())
-    current = check_invariants(root, expected)
+    assert first.ended is not None
+    series.full = first.ended - _stamp(first.stderr(), START) + 1.0
+    spans = _spans(first)
+    current = check_invariants(root, expected, settled=True)
     assert not current.problems, current.problems
     assert all(current.state.versions[o] is not None for o in OUTPUTS), current.state.versions
 
-    # The last append is the shortest stretch, so it gets two tickets.
-    markers: list[re.Pattern[str] | None] = [None, START, COMMITTED, LEVEL0, LAST, LAST]
+    # After the commit is the shortest stretch, so it gets two tickets.
+    markers: list[re.Pattern[str] | None] = [None, START, COMMITTED, COMMITTED]
     rng.shuffle(markers)  # the first attempts hit every marker once, the rest at random
     try:
         while series.attempts < MAX_ATTEMPTS:
@@ -191,6 +205,7 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
             series.attempts += 1
             as_of = _other_as_of(current, expected)
             n = series.attempts - 1
+            marker: re.Pattern[str] | None
             if missing and series.kills >= MIN_KILLS - len(missing):
                 marker, delay = TARGETS[missing[0]], 0.0  # a phase the random moments missed
             else:
@@ -203,26 +218,32 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
                 if marker is not None:
                     run.wait_for(marker, timeout=3 * series.full + 30)
                 wait = delay - (time.monotonic() - run.started if marker is None else 0)
-                time.sleep(max(0.0, wait))
+                run.pause(max(0.0, wait))
                 killed = run.kill()
             finally:
                 kill_group_quietly(run)
-            after = check_invariants(root, expected)
+            # A run that ended before its kill left nothing in flight.
+            settled = not killed and run.returncode == 0
+            after = check_invariants(root, expected, settled=settled)
             series.rows_lost += after.rows_lost
             where = (
                 f"attempt {series.attempts} (as of {as_of}, "
                 f"{marker.pattern if marker else 'go'} + {delay:.2f}s)"
             )
             series.problems += [
-                f"{where}: {p}" for p in _check_kill(current, after, as_of, expected)
+                f"{where}: {p}"
+                for p in _check_kill(current, after, as_of, expected, run_id_of(run))
             ]
             if killed:
                 series.kills += 1
                 series.phases[_phase(current, after, run_id_of(run))] += 1
             elif run.returncode != 0:
-                series.problems.append(f"{where}: run ended with {run.returncode} before the kill")
-            elif LEVEL1.search(run.stderr()):  # it ran to the end: time the next moments by it
-                spans = _spans(run.stderr())
+                said = FAILED.findall(run.stderr())[-1:] or ["(no failed: line)"]
+                series.problems.append(
+                    f"{where}: run ended with {run.returncode} before the kill: {said[0]}"
+                )
+            elif COMMITTED.search(run.stderr()):  # it ran to the end: time the next moments by it
+                spans = _spans(run)
                 series.full = _until_done(run)
             current = after
 
@@ -236,7 +257,7 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
             kill_group_quietly(last)
     finally:
         discard(spare)
-    final = check_invariants(root, expected)
+    final = check_invariants(root, expected, settled=True)
     series.rows_lost += final.rows_lost
     series.problems += [f"final run: {p}" for p in final.problems]
     last_id = run_id_of(last)

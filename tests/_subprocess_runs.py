@@ -4,7 +4,8 @@ A small Contoso lakehouse, a conf copy with three relative-date segments (two ov
 Purchases activity, one naming another segment), memberships computed independently
 with pandas for any as-of, subprocess runs that can be killed with their whole process
 group (the JVM is a child of the Python driver), and the invariants every reader of a
-lakehouse may rely on after a crash or a race.
+lakehouse may rely on after a crash or a race, read from the shared ``memberships``
+table and ``segment_runs`` without Cohortlake (delta-rs and the ``_delta_log`` JSON).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from typing import Any
 import deltalake
 import pandas as pd
 import yaml
+from _memberships import rs_members, spark_members, user_metadata
+from _memberships import touching as touching_versions
 from conftest import PATIENCE
 from deltalake.exceptions import TableNotFoundError
 from pyspark.sql import SparkSession
@@ -38,6 +41,7 @@ from lab.contoso import generate_contoso
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "CustomerId"
+MEMBERSHIPS = "memberships"  # the one table every membership is in
 
 # Two as-of dates inside the generated purchase history (it ends 2026-06-30).
 AS_OF_A = "2026-04-15"
@@ -184,10 +188,18 @@ class RunProcess:
     as_of: str
     returncode: int | None = None
     killed_at: float | None = None
+    ended: float | None = None  # wall-clock seconds when the process was first seen ended
     seen: list[str] = field(default_factory=list)
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace") if self.stderr_path.exists() else ""
+
+    def poll(self) -> int | None:
+        """The exit code, None while it runs (and the moment it ended, once seen)."""
+        code = self.proc.poll()
+        if code is not None and self.ended is None:
+            self.ended = time.time()
+        return code
 
     def wait_for(self, pattern: re.Pattern[str], timeout: float) -> bool:
         """Poll stderr until a line matches (True) or the process ends or time runs out."""
@@ -195,15 +207,24 @@ class RunProcess:
         while time.monotonic() < deadline:
             if pattern.search(self.stderr()):
                 return True
-            if self.proc.poll() is not None:
+            if self.poll() is not None:
                 return bool(pattern.search(self.stderr()))
             time.sleep(0.02)
         return False
 
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, noting when the process ends meanwhile."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.poll() is not None:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                return
+            time.sleep(min(0.02, max(0.0, deadline - time.monotonic())))
+
     def kill(self) -> bool:
         """SIGKILL the whole process group; False when the run had already ended."""
         self.killed_at = time.monotonic()
-        finished = self.proc.poll() is not None
+        finished = self.poll() is not None
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -217,6 +238,7 @@ class RunProcess:
         except subprocess.TimeoutExpired:
             self.kill()
             raise
+        self.poll()
         return self.returncode
 
 
@@ -317,39 +339,41 @@ def is_one_line_message(stderr: str) -> bool:
     )
 
 
-# -- lakehouse state (read with delta-rs: an independent reader, and fast between kills) --
+# -- lakehouse state (read with delta-rs and the _delta_log JSON: independent, fast) ----
 
 
 @dataclass(frozen=True)
 class LakeState:
-    """What a reader sees: each segment table's latest version and the segment_runs rows."""
+    """What a reader sees: per segment the versions of ``memberships`` that touched its
+    partition (its latest is the segment's version), each commit's userMetadata, and the
+    segment_runs rows."""
 
-    versions: dict[str, int | None]
+    touching: dict[str, list[int]]
+    metadata: dict[int, str | None]
     runs: pd.DataFrame
 
+    @property
+    def versions(self) -> dict[str, int | None]:
+        """Each segment's latest version: the newest commit that touched its partition."""
+        return {o: max(v) if v else None for o, v in self.touching.items()}
 
-RUN_COLUMNS = ["Segment", "RunId", "AsOf", "EvaluatedAt", "Members", "TableVersion", "Status"]
 
-
-def _table(path: Path) -> deltalake.DeltaTable | None:
-    try:
-        return deltalake.DeltaTable(str(path))
-    except TableNotFoundError:
-        return None
+RUN_COLUMNS = [
+    "Segment", "RunId", "AsOf", "EvaluatedAt", "Members", "Joined", "Left", "TableVersion",
+    "Status", "Table",
+]  # fmt: skip
+# Statuses whose row names a membership that exists.
+CURRENT = ("succeeded", "skipped", "kept")
 
 
 def read_state(root: Path) -> LakeState:
-    versions: dict[str, int | None] = {}
-    for output in OUTPUTS:
-        table = _table(root / "segments" / output)
-        versions[output] = table.version() if table is not None else None
-    runs_table = _table(root / "segment_runs")
-    runs = (
-        runs_table.to_pandas(columns=RUN_COLUMNS)
-        if runs_table is not None
-        else pd.DataFrame(columns=RUN_COLUMNS)
-    )
-    return LakeState(versions, runs)
+    metadata = user_metadata(root)
+    touching = {output: sorted(touching_versions(root, output)) for output in OUTPUTS}
+    try:
+        runs = deltalake.DeltaTable(str(root / "segment_runs")).to_pandas(columns=RUN_COLUMNS)
+    except TableNotFoundError:
+        runs = pd.DataFrame(columns=RUN_COLUMNS)
+    return LakeState(touching, metadata, runs)
 
 
 # Delta versions never change once committed, so each is read once per test session.
@@ -357,25 +381,17 @@ _VERSIONS: dict[tuple[str, str, int], list[str]] = {}
 
 
 def members_at(root: Path, output: str, version: int) -> list[str]:
-    """The keys of one version of a segment table (duplicates kept, so they can be found)."""
+    """One segment's keys in ``memberships`` at a version (duplicates kept, so they can be found)."""
     cached = _VERSIONS.get((str(root), output, version))
     if cached is None:
-        table = deltalake.DeltaTable(str(root / "segments" / output), version=version)
-        keys = table.to_pandas(columns=[KEY])[KEY]
+        keys = rs_members(root, output, version)[KEY]
         cached = _VERSIONS[(str(root), output, version)] = [str(k) for k in keys]
     return cached
 
 
 def spark_keys(spark: SparkSession, root: Path, output: str) -> list[str]:
-    """A segment table's latest keys as Spark reads them (duplicates kept)."""
-    df = spark.read.format("delta").load(str(root / "segments" / output)).select(KEY)
-    return [str(row[0]) for row in df.collect()]
-
-
-def commit_metadata(root: Path, output: str) -> dict[int, str | None]:
-    """{version: userMetadata} of a segment table's history."""
-    table = deltalake.DeltaTable(str(root / "segments" / output))
-    return {int(c["version"]): c.get("userMetadata") for c in table.history()}
+    """A segment's latest keys as Spark reads them (duplicates kept)."""
+    return [str(row[0]) for row in spark_members(spark, root, output).select(KEY).collect()]
 
 
 def as_of_key(value: Any) -> str:
@@ -394,68 +410,165 @@ class Check:
     rows_lost: int = 0
 
 
+def _check_versions(check: Check, expected: dict[str, dict[str, frozenset[str]]]) -> None:
+    """Every version that touched a segment holds one of its two expected memberships,
+    without duplicated keys (a commit is never half a membership)."""
+    for output, versions in check.state.touching.items():
+        wanted = [expected[a][output] for a in (AS_OF_A, AS_OF_B)]
+        for version in versions:
+            keys = members_at(check.root, output, version)
+            got = frozenset(keys)
+            if len(keys) != len(got):
+                check.problems.append(
+                    f"{output} v{version}: {len(keys) - len(got)} duplicated keys"
+                )
+            if got not in wanted:
+                if version == versions[-1]:
+                    check.rows_lost += min(len(w - got) for w in wanted)
+                check.problems.append(
+                    f"{output} v{version}: {len(got)} members equal neither expectation "
+                    f"({len(wanted[0])} as of {AS_OF_A}, {len(wanted[1])} as of {AS_OF_B})"
+                )
+
+
+def _check_row(
+    check: Check,
+    row: Any,
+    expected: dict[str, dict[str, frozenset[str]]],
+    strict: Sequence[str],
+    writers: set[tuple[str, str, int]],
+) -> None:
+    """A current segment_runs row names a version of ``memberships`` that holds its
+    members, committed by a run that recorded writing them there, with exact changes."""
+    state, problems = check.state, check.problems
+    where = f"segment_runs row {row.RunId}/{row.Segment} ({row.Status})"
+    if row.Table != MEMBERSHIPS:
+        problems.append(f"{where}: Table {row.Table!r}, not {MEMBERSHIPS!r}")
+    version = int(row.TableVersion)
+    touching = state.touching[row.Segment]
+    earlier = [v for v in touching if v < version]
+    if version not in state.metadata or (not earlier and version not in touching):
+        latest = state.versions[row.Segment]
+        problems.append(f"{where}: v{version} does not exist or lacks it (latest {latest})")
+        return
+    keys = members_at(check.root, row.Segment, version)
+    want = expected[as_of_key(row.AsOf)][row.Segment]
+    if row.Segment not in strict and frozenset(keys) in (
+        expected[AS_OF_A][row.Segment],
+        expected[AS_OF_B][row.Segment],
+    ):
+        want = frozenset(keys)
+    if frozenset(keys) != want or len(keys) != len(want):
+        check.rows_lost += len(want - frozenset(keys))
+        problems.append(
+            f"{where}: v{version} has {len(keys)} rows, not the {len(want)} members as of {row.AsOf}"
+        )
+    if int(row.Members) != len(keys):
+        problems.append(f"{where}: Members {row.Members} but v{version} has {len(keys)} rows")
+    writer = state.metadata[version]
+    if (str(writer), row.Segment, version) not in writers:
+        problems.append(
+            f"{where}: v{version} was committed by {writer}, which recorded no {row.Segment} there"
+        )
+    if writer == row.RunId:  # its own commit: Joined/Left are the change it made
+        before = set(members_at(check.root, row.Segment, earlier[-1])) if earlier else set()
+        changes = (len(set(keys) - before), len(before - set(keys)))
+    else:  # it kept another run's membership
+        changes = (0, 0)
+    if (int(row.Joined), int(row.Left)) != changes:
+        problems.append(
+            f"{where}: Joined/Left {row.Joined}/{row.Left} but v{version} changed it by "
+            f"+{changes[0]} / -{changes[1]}"
+        )
+
+
+def _check_commits(check: Check) -> None:
+    """A commit touches only the partitions of the segments its run published there (as
+    far as its run recorded: a killed run's last commit may have no rows)."""
+    state = check.state
+    runs = state.runs[state.runs["Status"] == "succeeded"]
+    published: dict[int, set[str]] = {}
+    for run_id, segment, version in zip(
+        runs["RunId"], runs["Segment"], runs["TableVersion"], strict=True
+    ):
+        if state.metadata.get(int(version)) == run_id:
+            published.setdefault(int(version), set()).add(str(segment))
+    for output, versions in state.touching.items():
+        for version in versions:
+            if version in published and output not in published[version]:
+                check.problems.append(
+                    f"v{version} (run {state.metadata[version]}) touched {output}'s partition, "
+                    f"but its run published only {sorted(published[version])} there"
+                )
+
+
+def _check_latest_rows(check: Check) -> None:
+    """No run in flight: each segment's latest current row names its latest version, the
+    newest commit that touched its partition (or a later commit, which left it as it was)."""
+    runs, state = check.state.runs, check.state
+    current = runs[runs["Status"].isin(CURRENT)]
+    for output, latest in state.versions.items():
+        rows = current[current["Segment"] == output].sort_values(["EvaluatedAt", "TableVersion"])
+        if rows.empty:
+            if latest is not None:
+                check.problems.append(f"{output}: v{latest} touched it but no row describes it")
+            continue
+        last = rows.iloc[-1]
+        named = int(last["TableVersion"])
+        if latest is None or named >= latest:
+            continue  # (a row naming no version is _check_row's)
+        same = sorted(members_at(check.root, output, latest)) == sorted(
+            members_at(check.root, output, named)
+        )
+        check.problems.append(
+            f"{output}: the latest row ({last['RunId']}) names v{named}, but "
+            f"v{latest} (run {state.metadata.get(latest)}) touched it since"
+            + (" (without changing its members)" if same else "")
+        )
+
+
 def check_invariants(
     root: Path,
     expected: dict[str, dict[str, frozenset[str]]],
     strict: Sequence[str] = OUTPUTS,
+    settled: bool = False,
 ) -> Check:
     """Every invariant a reader relies on, whatever happened to the writers.
 
-    - a segment table that exists holds exactly one of the two expected memberships at
-      its latest version, with no duplicated keys;
-    - a segment_runs row with a TableVersion names an existing version whose membership
-      equals the expectation for the row's AsOf (for ``strict`` outputs; else one of
-      the two expectations) and has ``Members`` rows;
-    - no run has two rows for one segment.
+    - every version of ``memberships`` that touched a segment holds exactly one of the
+      two expected memberships, with no duplicated keys;
+    - a current segment_runs row (succeeded, skipped, kept) names ``memberships`` at a
+      version that exists and whose membership equals the expectation for the row's
+      AsOf (for ``strict`` outputs; else one of the two expectations) and has
+      ``Members`` rows; that version's commit carries the RunId of a run with a
+      succeeded row for the segment at that version; a row whose own run made that
+      commit has the exact Joined/Left of it, any other row (it kept an older version)
+      0/0;
+    - no run has two rows for one segment;
+    - a commit whose run recorded rows at it touches no other segment's partition;
+    - ``settled`` (no run in flight): each segment's latest row names its latest version.
     """
     check = Check(root, read_state(root))
-    problems, state = check.problems, check.state
-    for output in OUTPUTS:
-        version = state.versions[output]
-        if version is None:
-            continue
-        keys = members_at(root, output, version)
-        if len(keys) != len(set(keys)):
-            problems.append(f"{output} v{version}: {len(keys) - len(set(keys))} duplicated keys")
-        got = frozenset(keys)
-        wanted = [expected[a][output] for a in (AS_OF_A, AS_OF_B)]
-        if got not in wanted:
-            check.rows_lost += min(len(w - got) for w in wanted)
-            problems.append(
-                f"{output} v{version}: {len(got)} members equal neither expectation "
-                f"({len(wanted[0])} as of {AS_OF_A}, {len(wanted[1])} as of {AS_OF_B})"
-            )
-    runs = state.runs
+    runs = check.state.runs
+    _check_versions(check, expected)
     for (run_id, segment), rows in runs.groupby(["RunId", "Segment"]):
         if len(rows) > 1:
-            problems.append(f"run {run_id} has {len(rows)} segment_runs rows for {segment}")
-    metadata = {o: commit_metadata(root, o) for o in OUTPUTS if state.versions[o] is not None}
+            check.problems.append(f"run {run_id} has {len(rows)} segment_runs rows for {segment}")
+    written = runs[runs["Status"] == "succeeded"]
+    writers = {
+        (str(r), str(s), int(v))
+        for r, s, v in zip(
+            written["RunId"], written["Segment"], written["TableVersion"], strict=True
+        )
+    }
     for row in runs.itertuples(index=False):
-        where = f"segment_runs row {row.RunId}/{row.Segment} ({row.Status})"
         if row.Segment not in SEGMENTS:
-            problems.append(f"{where}: unknown segment")
-            continue
-        if row.Status not in ("succeeded", "skipped", "kept"):
-            continue  # a row that says the run failed names no membership
-        latest = state.versions[row.Segment]
-        version = int(row.TableVersion)
-        if latest is None or version not in metadata[row.Segment]:
-            problems.append(f"{where}: TableVersion {version} does not exist (latest {latest})")
-            continue
-        keys = members_at(root, row.Segment, version)
-        want = expected[as_of_key(row.AsOf)][row.Segment]
-        if row.Segment not in strict and frozenset(keys) in (
-            expected[AS_OF_A][row.Segment],
-            expected[AS_OF_B][row.Segment],
-        ):
-            want = frozenset(keys)
-        if frozenset(keys) != want or len(keys) != len(want):
-            check.rows_lost += len(want - frozenset(keys))
-            problems.append(
-                f"{where}: v{version} has {len(keys)} rows, not the {len(want)} members as of {row.AsOf}"
-            )
-        if int(row.Members) != len(keys):
-            problems.append(f"{where}: Members {row.Members} but v{version} has {len(keys)} rows")
+            check.problems.append(f"segment_runs row {row.RunId}/{row.Segment}: unknown segment")
+        elif row.Status in CURRENT:  # a row that says the run failed names no membership
+            _check_row(check, row, expected, strict, writers)
+    _check_commits(check)
+    if settled:
+        _check_latest_rows(check)
     return check
 
 

@@ -1,14 +1,17 @@
 """SIGKILL a segment run at random moments: nothing committed is lost, nothing uncommitted shows.
 
-A run of three relative-date segments (two levels) is started in a subprocess and its
-whole process group is killed at a seeded-random delay after a randomly chosen moment:
-the go (each run's process starts its JVM while the run before it goes on, then is told
-to go), the run's start line (reads), a segment's commit line, the end of level 0
-(the second level's reads and commit) or the last segment's commit line (the final
-``segment_runs`` append). Each run's as-of differs from what the lakehouse holds, so
-every run would change every membership. After each kill the lakehouse is read with
-delta-rs and checked against memberships computed with pandas; at the end one run
-without a kill must complete with the right members (read back with Spark).
+A run of three relative-date segments (one names another) is started in a subprocess
+and its whole process group is killed at a seeded-random delay after a randomly chosen
+moment: the go (each run's process starts its JVM while the run before it goes on, then
+is told to go), the run's start line (reads, evaluation, the ``memberships`` commit) or
+a published segment's line, logged right after that commit (the ``segment_runs`` and
+sketch appends). Each run's as-of differs from what most memberships hold, so every run
+changes memberships (all in one ``memberships`` table, a run's changed segments in one
+commit). After each kill the lakehouse is read with delta-rs and the ``_delta_log``
+JSON and checked against memberships computed with pandas. A kill can leave a commit
+that no ``segment_runs`` row names, which the next run must repair: at the end one run
+without a kill must complete with the right members (read back with Spark) and rows
+naming them.
 
 ``make test`` runs it in a second pytest beside the rest of the suite (about 6 minutes
 on 2 cores alone); ``make test-reliability`` runs it with the same-segments race.

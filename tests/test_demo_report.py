@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 import yaml
+from _memberships import keys, rs_members
 from conftest import PATIENCE, TEST_SPARK_CONF
+from deltalake import DeltaTable
 
 from cohortlake.context import load_context
 from lab.demo import run_demo
@@ -37,6 +39,12 @@ pytestmark = pytest.mark.slow
 
 
 CUSTOMERS, SEED = 2000, 42
+SEGMENT_OUTPUTS = (
+    "CustomersFromCalifornia",
+    "HighValueOnlineCustomers",
+    "SummerPromotion",
+    "SummerPromoExpansion",
+)
 LAB_SEGMENTS = (
     "customers_from_california.yaml",
     "high_value_online_customers.yaml",
@@ -94,9 +102,7 @@ def test_demo_writes_every_table_of_the_layout(demo) -> None:
     lake = ctx.lake
     outputs = [
         lake.profile_path("Customer"), lake.activity_path("Purchases"), lake.measures_path(), lake.segment_runs_path(),
-        lake.segment_path("CustomersFromCalifornia"), lake.segment_path("HighValueOnlineCustomers"),
-        lake.segment_path("SummerPromotion"), lake.segment_path("SummerPromoExpansion"),
-        lake.insight_path("HighValueOnlinevsCustomersfromCalifornia"),
+        lake.path("memberships"), lake.insight_path("HighValueOnlinevsCustomersfromCalifornia"),
         lake.insight_path("HighValueOnlineOverlappedwithCaliforniaCustomers"),
         lake.suggestion_path("LifetimeSpendSuggestions"), lake.suggestion_path("CustomerSatisfactionSuggestions"),
     ]  # fmt: skip
@@ -114,21 +120,20 @@ def test_demo_writes_every_table_of_the_layout(demo) -> None:
     assert saved and all(r.members > 0 for r in saved)
     profile = lake.read(lake.profile_path("Customer")).toPandas()
     cal = set(profile.loc[profile["State"] == "California", "CustomerId"])
-    got = {
-        r[0]
-        for r in lake.read(lake.segment_path("CustomersFromCalifornia"))
-        .select("CustomerId")
-        .collect()
-    }
-    assert got == cal
+    assert keys(ctx.spark, ctx.root, "CustomersFromCalifornia") == cal
+    # Every membership, the saved suggestion's too, is a partition of the one shared table;
+    # no segment has a table of its own.
+    for output in (*SEGMENT_OUTPUTS, *(r.segment for r in saved)):
+        assert keys(ctx.spark, ctx.root, output), output
+    assert not (Path(ctx.root) / "segments").exists()
 
 
 def test_other_engines_read_the_outputs(demo) -> None:
     duckdb = pytest.importorskip("duckdb")
     deltalake = pytest.importorskip("deltalake")
     ctx, _ = demo
-    path = ctx.lake.segment_path("SummerPromoExpansion")
-    frame = deltalake.DeltaTable(path).to_pandas()
+    frame = rs_members(ctx.root, "SummerPromoExpansion")
+    assert len(frame) > 0
     assert {"CustomerId", "SimilarityScore", "SimilarityBand"} <= set(frame.columns)
     assert frame["SimilarityScore"].between(0.55, 1.0).all()
     con = (
@@ -181,6 +186,11 @@ def _delta_tables(root: Path) -> list[str]:
     return sorted(str(log.parent.relative_to(root)) for log in root.rglob("_delta_log"))
 
 
+def _segments_in(root: Path) -> set[str]:
+    """The segments in the shared memberships table under ``root``, read with delta-rs."""
+    return set(DeltaTable(str(root / "memberships")).to_pandas(columns=["Segment"])["Segment"])
+
+
 def _canon(value: Any) -> Any:
     """A hashable, exactly comparable form of a collected cell (floats bit for bit)."""
     if isinstance(value, float):
@@ -226,16 +236,16 @@ def test_demo_twice_with_the_same_seed_and_as_of_gives_identical_tables(
     assert tables == _delta_tables(second)
     expected = {
         "profile/Customer", "activity/Purchases", "measures/CustomerMeasures", "segment_runs",
-        "segments/CustomersFromCalifornia", "segments/HighValueOnlineCustomers",
-        "segments/SummerPromotion", "segments/SummerPromoExpansion",
+        "memberships",
         "insights/HighValueOnlinevsCustomersfromCalifornia",
         "insights/HighValueOnlineOverlappedwithCaliforniaCustomers",
         "suggestions/LifetimeSpendSuggestions", "suggestions/CustomerSatisfactionSuggestions",
     }  # fmt: skip
     assert expected <= set(tables)
-    assert any(t.startswith("segments/") and t not in expected for t in tables), (
-        "the saved suggestion's segment table is missing"
-    )
+    assert not any(t.startswith("segments/") for t in tables)
+    segments = _segments_in(first)
+    assert set(SEGMENT_OUTPUTS) < segments, "the saved suggestion's membership is missing"
+    assert segments == _segments_in(second)
     differing = []
     for table in tables:
         schema_a, rows_a = _table_rows(spark, first / table)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _memberships import rs_members, touching
 from sklearn.neighbors import NearestNeighbors
 
 from cohortlake.cli import main
@@ -97,6 +98,15 @@ def _write_lake(spark, lake, people: pd.DataFrame, segments: dict[str, list[str]
         )
 
 
+def _published(root: Path, output: str, columns: list[str]) -> pd.DataFrame:
+    """One expansion's rows in the shared memberships table, read with delta-rs: the key
+    and its own columns (every other column of the table is null for it)."""
+    frame = rs_members(root, output).drop(columns="Segment")
+    others = [c for c in frame.columns if c not in ("CustomerId", *columns)]
+    assert frame[others].isna().all().all(), others
+    return frame[["CustomerId", *columns]]
+
+
 def _expected(people: pd.DataFrame, source: set[str], pool: set[str], cap: int) -> pd.DataFrame:
     """Independent scores: z-scores over the population, blocks by tier, brute-force kNN with sklearn."""
     z = people[["Income", "AverageStorePurchase"]].to_numpy()
@@ -150,13 +160,13 @@ def test_planted_cluster_recall_cap_pool_floor_and_reproducible(spark, tmp_path,
     source = cluster[:200]
 
     (res,) = run_expansions(ctx, as_of=AS_OF)
-    got = ctx.lake.read(ctx.lake.segment_path("LookAlikes")).toPandas()
+    got = _published(root, "LookAlikes", ["SimilarityScore", "SimilarityBand"])
 
     pool = set(people["CustomerId"]) - set(source)
     cap = math.floor(0.2 * len(pool))
     assert res.cap == cap == 360
     expected = _expected(people, set(source), pool, cap)
-    assert sorted(got.columns) == ["CustomerId", "SimilarityBand", "SimilarityScore"]
+    assert got["CustomerId"].is_unique
     assert len(got) <= cap
     assert set(got["CustomerId"]) <= pool
     assert (got["SimilarityScore"] >= 0.55).all() and (got["SimilarityScore"] <= 1.0).all()
@@ -183,7 +193,7 @@ def test_planted_cluster_recall_cap_pool_floor_and_reproducible(spark, tmp_path,
     assert (root / "reports" / "expansions" / "LookAlikes" / "scores.png").stat().st_size > 1000
 
     (again,) = run_expansions(ctx, as_of=AS_OF)
-    got2 = ctx.lake.read(ctx.lake.segment_path("LookAlikes")).toPandas()
+    got2 = _published(root, "LookAlikes", ["SimilarityScore", "SimilarityBand"])
     pd.testing.assert_frame_equal(
         got.sort_values("CustomerId").reset_index(drop=True),
         got2.sort_values("CustomerId").reset_index(drop=True),
@@ -195,6 +205,13 @@ def test_planted_cluster_recall_cap_pool_floor_and_reproducible(spark, tmp_path,
     assert list(runs["Type"]) == ["expansion", "expansion"]
     assert list(runs["Members"]) == [len(got), len(got)]
     assert list(runs["Joined"]) == [len(got), 0] and list(runs["Left"]) == [0, 0]
+    # each run row names a version of the shared table that holds exactly these members
+    assert list(runs["Table"]) == ["memberships", "memberships"]
+    assert runs["TableVersion"].iloc[0] < runs["TableVersion"].iloc[1]
+    for version in runs["TableVersion"]:
+        assert set(rs_members(root, "LookAlikes", version=int(version))["CustomerId"]) == set(
+            got["CustomerId"]
+        )
 
 
 def test_pool_segment_count_cap_and_include_source(spark, tmp_path, people, root):
@@ -212,7 +229,8 @@ def test_pool_segment_count_cap_and_include_source(spark, tmp_path, people, root
     source, pool_seg = _segments(people)["Src"], _segments(people)["PoolSeg"]
 
     (res,) = run_expansions(ctx, as_of=AS_OF)
-    got = ctx.lake.read(ctx.lake.segment_path("FromPool")).toPandas()
+    got = _published(root, "FromPool", ["SimilarityScore", "SimilarityBand", "IsSourceMember"])
+    assert got["CustomerId"].is_unique
     pool = set(pool_seg) - set(source)
     assert res.pool == len(pool) == 440 and res.cap == 50
     found = got[~got["IsSourceMember"]]
@@ -233,6 +251,7 @@ def _nothing_written(spark, root: Path, output: str) -> bool:
     return (
         no_run
         and not (root / "segments" / output).exists()
+        and touching(root, output) == []
         and not (root / "reports" / "expansions" / output).exists()
     )
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from _memberships import keys
 from profile_schema import PROFILE_SCHEMA
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -486,7 +487,7 @@ DATA_CASES = [
          (("{root}/activity/Purchases: ", "missing Delta table: activity Purchases"),),
          {"segments/buyers.yaml": "name: Buyers\nwhere: {related: Purchases}\n"}),
     Case("run-segment-leaf-never-run", "data", ("run", "--only", "InCalifornia"),
-         (("{root}/segments/CustomersFromCalifornia: ", "segment CustomersFromCalifornia has not been run yet"),),
+         (("{root}/memberships: ", "segment CustomersFromCalifornia has not been run yet"),),
          {"segments/in_ca.yaml": "name: In California\nwhere: {segment: CustomersFromCalifornia}\n"}),
     Case("run-empty-profile", "data", ("run", "--only", "CustomersFromCalifornia"),
          (("{root}/profile/Customer: ", "the customer profile table has no rows"),), root="emptyprofile"),
@@ -497,12 +498,12 @@ DATA_CASES = [
          (("{root}/profile/Customer: ", "has no rows"),
           ("{root}/activity/Purchases: ", "missing Delta table: activity Purchases")), root="emptyprofile"),
     Case("preview-never-run", "data", ("preview", "SummerPromotion"),
-         (("{root}/segments/SummerPromotion: ", "segment SummerPromotion has not been run yet"),)),
+         (("{root}/memberships: ", "segment SummerPromotion has not been run yet"),)),
     Case("export-never-run", "data", ("export", "SummerPromotion", "--out", "{tmp}/out.csv"),
-         (("{root}/segments/SummerPromotion: ", "segment SummerPromotion has not been run yet"),)),
+         (("{root}/memberships: ", "segment SummerPromotion has not been run yet"),)),
     Case("expand-source-never-run", "data", ("expand",),
          (("{root}/measures/CustomerMeasures: ", "missing Delta table: the measures"),
-          ("{root}/segments/SummerPromotion: ", "segment SummerPromotion has not been run yet"))),
+          ("{root}/memberships: ", "segment SummerPromotion has not been run yet"))),
     Case("suggest-no-measures", "data", ("suggest",),
          (("{root}/measures/CustomerMeasures: ", "missing Delta table: the measures"),)),
 ]  # fmt: skip
@@ -735,7 +736,7 @@ DATA_CASES_2 = [
          (("failed: run: ", "{root}/profile/Customer/_delta_log/00000000000000000000.json"),),
          root="truncated", code=1),
     Case("read-only-lakehouse", "data", ("run", "--only", "CustomersFromCalifornia", "--as-of", "2024-06-01"),
-         (("failed: run: [Errno ", "{root}/segments"),), root="readonly", code=1),
+         (("failed: run: [Errno ", "{root}/.memberships.lock"),), root="readonly", code=1),
 ]  # fmt: skip
 
 CASES = [
@@ -890,10 +891,7 @@ def test_sql_in_values_and_display_names_is_plain_text(
         expected = {
             cid for cid, s in zip(profile.CustomerId, profile.State, strict=True) if s and test(s)
         }
-        got = {
-            r[0] for r in spark.read.format("delta").load(str(root / "segments" / output)).collect()
-        }
-        assert got == expected, output
+        assert keys(spark, root, output) == expected, output
     assert len(set(profile.loc[profile.State == SQL_VALUE, "CustomerId"])) > 0  # planted rows exist
     assert spark.read.format("delta").load(str(root / "profile" / "Customer")).count() == 240
 

@@ -278,6 +278,7 @@ def test_cli_missing_segment_table_fails_before_writing(spark, tmp_path, capsys)
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: {root}/profile/Customer: missing Delta table: the customer profile (run `cohortlake generate`, `cohortlake import` or set profile.table)",
         f"error: {root}/measures/CustomerMeasures: missing Delta table: the measures (run `cohortlake measures`)",
-        f"error: {root}/segments/CustomersFromCalifornia: missing Delta table: segment CustomersFromCalifornia has not been run yet",
+        f"error: {root}/memberships: segment CustomersFromCalifornia has not been run yet",
     ]
     assert not (root / "insights").exists()
+    assert not (root / "memberships").exists()

@@ -11,9 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _memberships import (
+    changes,
+    keys,
+    latest_version,
+    newest_version,
+    run_ids,
+    spark_members,
+    touching,
+)
 from delta.tables import DeltaTable
 from profile_schema import PROFILE_SCHEMA
 
+import segmentation.run as run_module
 from cohortlake.cli import main
 from cohortlake.context import load_context
 from cohortlake.lake import Lake, SegmentRun
@@ -147,7 +157,7 @@ def _expected_members(lake: Lake) -> dict[str, set[str]]:
 
 
 def _members(lake: Lake, output: str) -> set[str]:
-    return {r[0] for r in lake.read(lake.segment_path(output)).select("CustomerId").collect()}
+    return keys(lake.spark, lake.root, output)
 
 
 def test_lab_segments_dynamic_and_static_across_runs(lab, spark) -> None:
@@ -157,8 +167,9 @@ def test_lab_segments_dynamic_and_static_across_runs(lab, spark) -> None:
     assert {r.segment: r.members for r in first} == {k: len(v) for k, v in expected.items()}
     for output, members in expected.items():
         assert _members(lake, output) == members
-    summer = lake.read(lake.segment_path("SummerPromotion"))
-    assert set(summer.columns) == {"CustomerId", "Email", "PostCode"}
+    summer = spark_members(spark, lake.root, "SummerPromotion").toPandas()
+    assert {"Segment", "CustomerId", "Email", "PostCode"} <= set(summer.columns)
+    assert summer["Email"].notna().all()
 
     # Make California static, then change the data: California moves, the dynamic ones follow.
     cal = lab.conf_path("segments", "customers_from_california.yaml")
@@ -203,32 +214,37 @@ def test_lab_segments_dynamic_and_static_across_runs(lab, spark) -> None:
         len(before["CustomersFromCalifornia"] - after["CustomersFromCalifornia"]),
     )
 
-    # segment_runs: one row per segment and run; TableVersion is the Delta version written.
+    # segment_runs: one row per segment and run; TableVersion is the version of the shared
+    # memberships table its run wrote (a kept membership keeps its old version).
     runs = _pandas(lake, lake.segment_runs_path())
     hv = runs[runs["Segment"] == "HighValueOnlineCustomers"].sort_values("EvaluatedAt")
     assert list(hv["TableVersion"]) == [0, 1]
-    history = (
-        DeltaTable.forPath(spark, lake.segment_path("HighValueOnlineCustomers"))
-        .history()
-        .toPandas()
-    )
-    assert set(history["userMetadata"]) == set(hv["RunId"])
+    ca = runs[runs["Segment"] == "CustomersFromCalifornia"].sort_values("EvaluatedAt")
+    assert list(ca["Status"]) == ["succeeded", "kept", "succeeded"]
+    assert list(ca["TableVersion"]) == [0, 0, 2]
+    assert set(runs["Table"]) == {"memberships"}
     # Change Data Feed: exactly who joined and who left in version 1 (not a full rewrite).
-    changes = (
-        spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", 1)
-        .load(lake.segment_path("HighValueOnlineCustomers")).toPandas()
-    )  # fmt: skip
+    feed = changes(spark, lake.root, "HighValueOnlineCustomers", 1)
     assert (
-        set(changes.loc[changes["_change_type"] == "insert", "CustomerId"])
+        set(feed.loc[feed["_change_type"] == "insert", "CustomerId"])
         == after["HighValueOnlineCustomers"] - before["HighValueOnlineCustomers"]
     )
     assert (
-        set(changes.loc[changes["_change_type"] == "delete", "CustomerId"])
+        set(feed.loc[feed["_change_type"] == "delete", "CustomerId"])
         == before["HighValueOnlineCustomers"] - after["HighValueOnlineCustomers"]
     )
-    assert len(changes) == len(
-        after["HighValueOnlineCustomers"] ^ before["HighValueOnlineCustomers"]
+    assert len(feed) == len(after["HighValueOnlineCustomers"] ^ before["HighValueOnlineCustomers"])
+    # The commits that wrote each segment's partition are the runs that changed it, each
+    # commit's userMetadata its run id (a run never rewrites another segment's partition).
+    assert touching(lake.root, "HighValueOnlineCustomers") == [0, 1]
+    assert run_ids(lake.root, "HighValueOnlineCustomers") == dict(
+        zip(hv["TableVersion"], hv["RunId"], strict=True)
     )
+    assert touching(lake.root, "CustomersFromCalifornia") == [0, 2]
+    assert run_ids(lake.root, "CustomersFromCalifornia") == {
+        0: ca["RunId"].iloc[0],
+        2: ca["RunId"].iloc[2],
+    }
 
 
 def test_run_history_is_compacted_every_nth_commit(spark, tmp_path: Path, monkeypatch) -> None:
@@ -268,10 +284,12 @@ def test_warming_a_table_changes_nothing_and_the_next_overwrite_sees_later_commi
 
 def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark) -> None:
     lake = lab.lake
+    root = lake.root
     run_segments(lab, as_of=AS_OF)
     before = _expected_members(lake)
-    paths = {o: lake.segment_path(o) for o in before}
-    assert {o: lake.version(p) for o, p in paths.items()} == dict.fromkeys(before, 0)
+    # One level of three segments: one commit creates the shared table, version 0.
+    assert newest_version(root) == 0
+    assert {o: latest_version(root, o) for o in before} == dict.fromkeys(before, 0)
     again = run_segments(lab, only=["HighValueOnlineCustomers"], as_of=AS_OF)
     assert [r.status for r in again] == ["skipped"]
     # Forced: evaluated again, but the same membership makes no new version.
@@ -282,7 +300,7 @@ def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark)
     assert [(r.status, r.table_version, r.members, r.joined, r.left) for r in forced] == [
         ("succeeded", 0, len(hv), 0, 0)
     ]
-    assert lake.version(paths["HighValueOnlineCustomers"]) == 0
+    assert newest_version(root) == 0
 
     # One SummerPromotion member's Email changes (a projected column, same membership) and
     # one customer outside HighValueOnline gets a web purchase of 10,000 (joins it).
@@ -313,18 +331,24 @@ def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark)
         "HighValueOnlineCustomers": ("succeeded", 1, 1, 0),
         "SummerPromotion": ("succeeded", 1, 0, 0),  # an updated Email is a new version
     }
-    assert {o: lake.version(p) for o, p in paths.items()} == {
-        "CustomersFromCalifornia": 0,
-        "HighValueOnlineCustomers": 1,
-        "SummerPromotion": 1,
-    }
-    summer = lake.read(paths["SummerPromotion"]).toPandas().set_index("CustomerId")
+    assert newest_version(root) == 1  # the two changed segments share one commit
+    hv_feed = changes(spark, root, "HighValueOnlineCustomers", 1)
+    assert list(zip(hv_feed["_change_type"], hv_feed["CustomerId"], strict=True)) == [
+        ("insert", outsider)
+    ]
+    summer_feed = changes(spark, root, "SummerPromotion", 1)
+    assert sorted(zip(summer_feed["_change_type"], summer_feed["CustomerId"], strict=True)) == [
+        ("update_postimage", summer_member),
+        ("update_preimage", summer_member),
+    ]
+    summer = spark_members(spark, root, "SummerPromotion").toPandas().set_index("CustomerId")
     assert summer.loc[summer_member, "Email"] == "changed@example.com"
     assert set(summer.index) == after["SummerPromotion"]
 
-    # A table changed outside Cohortlake no longer matches its recorded run: the next
+    # A membership changed outside Cohortlake no longer matches its recorded run: the next
     # run writes the right members back even though they equal that run's.
-    DeltaTable.forPath(spark, paths["CustomersFromCalifornia"]).delete()
+    DeltaTable.forPath(spark, f"{root}/memberships").delete("Segment = 'CustomersFromCalifornia'")
+    assert newest_version(root) == 2 and keys(spark, root, "CustomersFromCalifornia") == set()
     third = {
         r.segment: r
         for r in run_segments(
@@ -333,13 +357,28 @@ def test_a_run_writes_only_segments_whose_members_or_columns_changed(lab, spark)
     }
     cal = third["CustomersFromCalifornia"]
     assert (cal.table_version, cal.joined, cal.left) == (
-        2,
+        3,
         len(after["CustomersFromCalifornia"]),
         0,
     )
     assert _members(lake, "CustomersFromCalifornia") == after["CustomersFromCalifornia"]
+    # The other segments' members are untouched by both commits.
+    assert keys(spark, root, "HighValueOnlineCustomers") == after["HighValueOnlineCustomers"]
+    assert keys(spark, root, "SummerPromotion") == after["SummerPromotion"]
     runs = _pandas(lake, lake.segment_runs_path())
     assert runs["Fingerprint"].notna().all()
+    columns = {(s, tuple(c)) for s, c in zip(runs["Segment"], runs["Columns"], strict=True)}
+    assert columns == {
+        ("CustomersFromCalifornia", ()),
+        ("HighValueOnlineCustomers", ()),
+        ("SummerPromotion", ("Email", "PostCode")),
+    }
+    # Each commit touched only the partitions of the segments it changed.
+    assert {o: touching(root, o) for o in before} == {
+        "CustomersFromCalifornia": [0, 2, 3],
+        "HighValueOnlineCustomers": [0, 1],
+        "SummerPromotion": [0, 1],
+    }
 
 
 def test_crash_before_commit_keeps_previous_version(lab, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -349,19 +388,22 @@ def test_crash_before_commit_keeps_previous_version(lab, monkeypatch: pytest.Mon
     runs_before = lake.read(lake.segment_runs_path()).count()
     cal = lab.conf_path("segments", "customers_from_california.yaml")
     cal.write_text(cal.read_text().replace("value: California", "value: Texas"))
-    original = Lake.replace_members
+    original = run_module.publish_memberships
+    attempted: list[list[str]] = []
 
-    def crash(self: Lake, df, path: str, **kw):  # type: ignore[no-untyped-def]
-        if path.endswith("CustomersFromCalifornia"):
+    def crash(lake: Lake, rows, outputs, **kw):  # type: ignore[no-untyped-def]
+        attempted.append(list(outputs))
+        if "CustomersFromCalifornia" in outputs:
             raise RuntimeError("killed")
-        return original(self, df, path, **kw)
+        return original(lake, rows, outputs, **kw)
 
-    monkeypatch.setattr(Lake, "replace_members", crash)
+    monkeypatch.setattr(run_module, "publish_memberships", crash)
     with pytest.raises(RuntimeError, match="killed"):
         run_segments(lab, as_of=AS_OF, options=RunOptions(force=True))
-    monkeypatch.setattr(Lake, "replace_members", original)
-    assert _members(lake, "CustomersFromCalifornia") == before["CustomersFromCalifornia"]
-    assert lake.version(lake.segment_path("CustomersFromCalifornia")) == 0
+    monkeypatch.setattr(run_module, "publish_memberships", original)
+    assert attempted == [["CustomersFromCalifornia"]]  # the others' members are unchanged
+    assert {o: _members(lake, o) for o in before} == before
+    assert newest_version(lake.root) == 0
     assert lake.read(lake.segment_runs_path()).count() == runs_before
     rerun = {r.segment: r for r in run_segments(lab, as_of=AS_OF)}
     texas = set(
@@ -369,6 +411,8 @@ def test_crash_before_commit_keeps_previous_version(lab, monkeypatch: pytest.Mon
     )
     assert _members(lake, "CustomersFromCalifornia") == texas
     assert rerun["CustomersFromCalifornia"].status == "succeeded"
+    assert rerun["CustomersFromCalifornia"].table_version == 1
+    assert touching(lake.root, "CustomersFromCalifornia") == [0, 1]
 
 
 def test_segment_leaves_read_latest_outputs_in_order(lab) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from cohortlake.catalog import load_catalog
 from cohortlake.cli import main
 from cohortlake.config import load_document
 from cohortlake.errors import InputError
@@ -276,3 +277,22 @@ def test_cli_path_like_segment_name_exits_2(conf: Path, capsys: pytest.CaptureFi
     assert capsys.readouterr().err.strip() == (
         "error: segment: output: output name '../../etc' must start with a letter and hold only letters and digits (max 128)"
     )
+
+
+def test_a_column_named_segment_cannot_be_projected(tmp_path: Path) -> None:
+    """``memberships`` keeps each row's segment in ``Segment``: a profile attribute of that
+    name may be tested but not copied next to the members."""
+    (tmp_path / "catalog.yaml").write_text(
+        "profile:\n  entity: Customer\n  key: CustomerId\n  attributes:\n"
+        "    Segment: {type: string}\n    State: {type: string}\n"
+    )
+    cat = load_catalog(tmp_path / "catalog.yaml")
+    leaf = {"attribute": "segment", "op": "eq", "value": "gold"}
+    assert parse_definitions(
+        [("ok.yaml", {"name": "Gold", "where": leaf, "project": ["State"]})], cat
+    )
+    assert _errors(
+        {"name": "Gold", "where": leaf, "project": ["State", "segment"]}, catalog=cat
+    ) == [
+        "project[1]: Segment cannot be projected: memberships keeps the segment's name in Segment"
+    ]

@@ -1,7 +1,7 @@
 """Segment sketches: written by runs, decoded like Spark, estimates within their bounds.
 
 Every expectation is an exact count computed here with pandas and Python sets from the
-generated profile (or, for the set expression, the segment runner's own table of the
+generated profile (or, for the set expression, the segment runner's own membership of the
 same tree), never from the sketches themselves.
 """
 
@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from _memberships import latest_version, newest_version, rs_members
 from deltalake import DeltaTable, write_deltalake
 from pyspark.sql import functions as F
 
@@ -101,21 +102,29 @@ def test_a_run_writes_one_sketch_per_segment_naming_its_table_version(lab):
     assert set(table.index) == {*RUN, PROFILE}
     for name in RUN:
         row = table.loc[name]
-        assert row.TableVersion == DeltaTable(f"{root}/segments/{name}").version()
+        assert len(rs_members(root, name, version=int(row.TableVersion))) == len(exact[name])
         assert row.TableVersion == runs[name].table_version
         assert row.Members == len(exact[name])
         assert row.RunId == runs[name].run_id
     everyone = table.loc[[PROFILE]]  # one row per level of the run
     assert set(everyone.Members) == {N}
     assert set(everyone.TableVersion) == {DeltaTable(f"{root}/profile/Customer").version()}
+    # each names the newest commit of the shared table that wrote its segment's partition
+    assert {name: table.loc[name].TableVersion for name in RUN} == {
+        name: latest_version(root, name) for name in RUN
+    }
 
 
 def test_an_unchanged_rerun_sketches_nothing(lab):
     ctx, _, root, _, runs = lab
     before = DeltaTable(f"{root}/segment_sketches").version()
+    memberships = newest_version(root)
     again = run_segments(ctx, only=RUN, as_of=AS_OF, options=RunOptions(force=True))
-    assert {r.table_version for r in again} == {r.table_version for r in runs.values()}
+    assert {r.segment: r.table_version for r in again} == {
+        name: run.table_version for name, run in runs.items()
+    }
     assert DeltaTable(f"{root}/segment_sketches").version() == before
+    assert newest_version(root) == memberships  # the same memberships make no commit
 
 
 def test_decoding_matches_sparks_own_estimates(spark):
@@ -176,7 +185,7 @@ def test_a_set_expression_matches_the_runner_and_python_sets(lab):
     exact = _exact(profile)
     node, leaves, source = parse_condition(ctx, where=COMBO)
     found = estimate_condition(ctx, node, leaves, source)
-    by_runner = len(DeltaTable(f"{root}/segments/Combo").to_pandas())
+    by_runner = len(rs_members(root, "Combo"))
     assert by_runner == len(exact["Combo"])
     assert found.low <= by_runner <= found.high
     assert found.high - found.low < 0.25 * by_runner

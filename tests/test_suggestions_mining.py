@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from _memberships import keys, latest_version
 from pyspark.sql import types as T
 from test_suggestions_rules import _pandas_eval
 
@@ -348,10 +349,9 @@ def test_saved_segment_has_the_suggestions_members(mined) -> None:
     saved = yaml.safe_load(path.read_text())
     assert saved["output"] == "LowSpendingTeachers" and saved["type"] == "dynamic"
     assert saved["where"] == json.loads(row["Definition"])
-    run_segments(ctx, only=["LowSpendingTeachers"])
-    segment = {
-        r[0] for r in ctx.lake.latest_segment("LowSpendingTeachers").select("CustomerId").collect()
-    }
+    (run,) = run_segments(ctx, only=["LowSpendingTeachers"])
+    segment = keys(ctx.spark, ctx.lake.root, "LowSpendingTeachers")
+    assert run.table_version == latest_version(ctx.lake.root, "LowSpendingTeachers")
     ours = {r[0] for r in suggestion_members(ctx, "Spend", row["Rank"]).collect()}
     expected = set(frame.loc[mask, "CustomerId"])
     assert segment == ours == expected
