@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pyspark
 import pytest
+from _memberships import keys
 from conftest import PATIENCE
 
 from cohortlake.context import load_context
@@ -200,18 +201,8 @@ def test_segment_job_on_standalone_cluster_equals_local(
     )
     assert done.returncode == 0, done.stderr[-3000:]
     for output, members in local.items():
-        cluster = {
-            r[0]
-            for r in spark.read.format("delta")
-            .load(str(cluster_root / "segments" / output))
-            .collect()
-        }
-        here = {
-            r[0]
-            for r in spark.read.format("delta")
-            .load(str(local_root / "segments" / output))
-            .collect()
-        }
+        cluster = keys(spark, cluster_root, output)
+        here = keys(spark, local_root, output)
         assert cluster == here and len(cluster) == members
         assert f"{output}" in done.stdout
     runs = spark.read.format("delta").load(str(cluster_root / "segment_runs")).toPandas()

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from _memberships import rs_members
 from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
@@ -141,7 +142,7 @@ def test_notebook_runs_again_without_generate_and_writes_no_definition(
     customers = profile.to_pandas(columns=["CustomerId", "State"])
     assert len(customers) == CUSTOMERS
     californians = set(customers.loc[customers["State"] == "California", "CustomerId"])
-    members = DeltaTable(str(root / "segments" / "CustomersFromCalifornia")).to_pandas()
+    members = rs_members(root, "CustomersFromCalifornia")
     assert set(members["CustomerId"]) == californians
     assert sizes["CustomersFromCalifornia"] == len(californians) > 0
 

@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from _memberships import spark_members
 
 from tests.conftest import PATIENCE, REPO
 from tests.segment_oracle import Oracle
@@ -530,8 +531,8 @@ def test_measures_and_segments_match_pandas(own: dict[str, Any], spark: Any) -> 
     for output in ("RichNorthEast", "RecentWebBuyers", "VisitorsWhoSpend", "RichNotRecent"):
         oracle.segments = {k.lower(): v for k, v in members.items()}
         members[output] = oracle.members(trees[output])
-        path = str(lake / "segments" / output)  # version 0: this run's (a later one adds rows)
-        table = spark.read.format("delta").option("versionAsOf", 0).load(path).toPandas()
+        # version 0: this run's one commit (a later one adds rows)
+        table = spark_members(spark, lake, output, 0).toPandas()
         assert set(table["client_no"]) == members[output], output
         assert f"{output}" in run
     assert all(members.values()), "every segment has members on this data"
@@ -573,7 +574,7 @@ def test_named_tables_time_travel_and_new_rows_reach_the_run(
     orders = results["orders_v0"]["rows"]  # the activity's own key read under the profile's name
     assert len(orders) == len(own["orders"])
     lake = own["work"] / "lake"
-    rich = spark.read.format("delta").load(str(lake / "segments" / "RichNorthEast")).toPandas()
+    rich = spark_members(spark, lake, "RichNorthEast").toPandas()
     before = _oracle(own, _measures(own)).members(yaml.safe_load(SEGMENTS["rich.yaml"])["where"])
     assert set(rich["client_no"]) == before | {61, 62, 63, 64}
 
@@ -588,4 +589,4 @@ def test_each_mismatch_is_one_line_exit_2_and_writes_nothing(
     assert step["code"] == 2, step["err"]
     assert step["err"].strip().splitlines() == [e.replace("FILE", catalog) for e in expected]
     assert step["changed"] == []
-    assert not (own["work"] / "lake" / "segments" / "ManyPoints").exists()
+    assert not (own["work"] / "lake" / "memberships" / "Segment=ManyPoints").exists()

@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from _memberships import rs_members
 from conftest import PATIENCE
 
 from segment_oracle import Oracle
@@ -243,7 +244,7 @@ def test_insights_print_the_overlap_the_oracle_gives(lab, expected) -> None:
 def test_expand_and_suggest_print_what_their_tables_hold(lab, expected) -> None:
     work, results = lab
     root = work / "lakehouse"
-    expansion = _read(root / "segments" / "SummerPromoExpansion")
+    expansion = rs_members(root, "SummerPromoExpansion")
     out = _done(results, "cohortlake expand").out
     assert _number(out, r"^SummerPromoExpansion: ([\d,]+) members") == len(expansion) > 0
     assert not set(expansion["CustomerId"]) & expected["SummerPromotion"]  # include_source: false
