@@ -221,13 +221,9 @@ class Lake:
                 return action["commitInfo"].get("userMetadata")
         return None
 
-    def overwrite(
-        self, df: DataFrame, path: str, *, cdf: bool = False, metadata: str | None = None
-    ) -> int:
+    def overwrite(self, df: DataFrame, path: str, *, metadata: str | None = None) -> int:
         """Replace the table's contents in one commit and return the new version."""
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-        if cdf:
-            writer = writer.option("delta.enableChangeDataFeed", "true")
         if metadata:
             writer = writer.option("userMetadata", metadata)
         with table_lock(path):

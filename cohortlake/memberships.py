@@ -170,7 +170,7 @@ def read_keys(
             assert at is not None, "a shared membership always has a version"
             shared.setdefault(at, []).append(found.output)
         else:
-            legacy = lake.read(found.path, version).select(key)
+            legacy = lake.read(found.path, version)
             parts.append(legacy.select(F.lit(output.lower()).alias(SEGMENT), key))
     for at, outputs in sorted(shared.items()):
         rows = lake.read(memberships_path(lake), at).filter(F.col(SEGMENT).isin(*outputs))
