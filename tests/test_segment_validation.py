@@ -279,7 +279,9 @@ def test_cli_path_like_segment_name_exits_2(conf: Path, capsys: pytest.CaptureFi
     )
 
 
-def test_a_column_named_segment_cannot_be_projected(tmp_path: Path) -> None:
+def test_a_column_named_segment_cannot_be_projected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """``memberships`` keeps each row's segment in ``Segment``: a profile attribute of that
     name may be tested but not copied next to the members."""
     (tmp_path / "catalog.yaml").write_text(
@@ -296,3 +298,14 @@ def test_a_column_named_segment_cannot_be_projected(tmp_path: Path) -> None:
     ) == [
         "project[1]: Segment cannot be projected: memberships keeps the segment's name in Segment"
     ]
+    # The command line: one line naming the file and the path inside it, exit code 2.
+    (tmp_path / "segments").mkdir()
+    bad = tmp_path / "segments" / "gold.yaml"
+    bad.write_text(yaml.safe_dump({"name": "Gold", "where": leaf, "project": ["Segment"]}))
+    (tmp_path / "lakehouse.yaml").write_text(f"root: {tmp_path / 'lake'}\n")
+    assert main(["validate", "--conf", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {bad}: project[0]: Segment cannot be projected: "
+        "memberships keeps the segment's name in Segment"
+    ]
+    assert not (tmp_path / "lake").exists()
