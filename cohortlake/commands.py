@@ -40,7 +40,8 @@ def _measures(args: argparse.Namespace) -> int:
     ctx = context_from_args(args)
     as_of = parse_as_of(args.as_of)
     ctx.check_tables(activities=measures_by_source(ctx.catalog))
-    version = compute_measures(ctx.spark, ctx.lake, ctx.catalog, as_of)
+    incremental = args.incremental or ctx.config.incremental
+    version = compute_measures(ctx.spark, ctx.lake, ctx.catalog, as_of, incremental)
     print(
         f"measures: {', '.join(ctx.catalog.measures)} -> {ctx.lake.measures_path()} (version {version})"
     )
@@ -99,7 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "compute every catalog measure into measures/CustomerMeasures",
         "One aggregation pass per activity over the measures declared in <conf>/catalog.yaml; "
         "one row per customer of the profile.",
-        ["cohortlake measures", "cohortlake measures --as-of 2026-07-01"],
+        ["cohortlake measures", "cohortlake measures --as-of 2026-07-01 --incremental"],
+    )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="recompute only the customers whose inputs changed since the last computation "
+        "(Delta's change data feed), in one MERGE; everything when that is not provable",
     )
     add_common(p)
     p.set_defaults(handler=_measures)

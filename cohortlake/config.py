@@ -304,6 +304,8 @@ class LakehouseConfig(BaseModel):
     root: str = "lakehouse"
     spark: SparkSettings = Field(default_factory=SparkSettings)
     tracking_uri: str | None = None
+    # Segment runs re-evaluate only the customers whose inputs changed (``run --incremental``).
+    incremental: bool = False
 
     @field_validator("root")
     @classmethod

@@ -59,6 +59,8 @@ SEGMENT_RUNS_SCHEMA = T.StructType(
         T.StructField("Fingerprint", T.StringType(), True),
         T.StructField("Table", T.StringType(), True),
         T.StructField("Columns", T.ArrayType(T.StringType(), False), True),
+        T.StructField("Inputs", T.StringType(), True),
+        T.StructField("Mode", T.StringType(), True),
     ]
 )
 
@@ -99,6 +101,11 @@ class SegmentRun:
     fingerprint: str | None = None
     table: str | None = None
     columns: tuple[str, ...] | None = None
+    # JSON: the versions of the tables and memberships the evaluation read, the catalog's
+    # hash; what an incremental run starts from.
+    inputs: str | None = None
+    # "full", "incremental", or "full: <why an incremental run was not possible>".
+    mode: str | None = None
 
 
 class Lake:
@@ -214,16 +221,22 @@ class Lake:
             stream.close()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
 
-    def _user_metadata(self, path: str, version: int) -> str | None:
+    def user_metadata(self, path: str, version: int) -> str | None:
         """The ``userMetadata`` of one commit, read from its JSON file (no Spark job)."""
         for action in self._commit(path, version):
             if "commitInfo" in action:
                 return action["commitInfo"].get("userMetadata")
         return None
 
-    def overwrite(self, df: DataFrame, path: str, *, metadata: str | None = None) -> int:
-        """Replace the table's contents in one commit and return the new version."""
+    def overwrite(
+        self, df: DataFrame, path: str, *, metadata: str | None = None, change_feed: bool = False
+    ) -> int:
+        """Replace the table's contents in one commit and return the new version.
+
+        ``change_feed`` turns Delta's change data feed on (an input of incremental runs)."""
         writer = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+        if change_feed:
+            writer = writer.option("delta.enableChangeDataFeed", "true")
         if metadata:
             writer = writer.option("userMetadata", metadata)
         with table_lock(path):
@@ -253,7 +266,7 @@ class Lake:
         if metadata:
             # newest first: normally the latest commit is this one
             for mine in sorted(self._commits(path), reverse=True)[:50]:
-                if self._user_metadata(path, mine) == metadata:
+                if self.user_metadata(path, mine) == metadata:
                     return mine
         latest = self.version(path)
         if latest is None:
@@ -306,6 +319,8 @@ class Lake:
                 r.fingerprint,
                 r.table,
                 list(r.columns) if r.columns is not None else None,
+                r.inputs,
+                r.mode,
             )
             for r in runs
         ]

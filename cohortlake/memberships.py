@@ -20,12 +20,13 @@ from dataclasses import dataclass
 
 from delta.tables import DeltaTable
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from cohortlake.commits import Created, Raced, retry_conflicts, table_lock
 from cohortlake.errors import RunFailure
 from cohortlake.lake import Lake, SegmentRun, new_run_id
+from cohortlake.merging import merge_rows, quote
 
 __all__ = [
     "CURRENT",
@@ -50,7 +51,6 @@ MEMBERSHIPS = "memberships"
 SEGMENT = "Segment"
 # segment_runs statuses whose row describes a membership that exists.
 CURRENT = ("succeeded", "kept", "skipped", "migrated")
-_GONE = "__gone"
 _SHUFFLE = "spark.sql.shuffle.partitions"
 _ROWS_PER_TASK = 2_000_000
 
@@ -72,6 +72,8 @@ def latest_runs(lake: Lake) -> dict[str, dict[str, object]]:
         ("Fingerprint", "string"),
         ("Table", "string"),
         ("Columns", "array<string>"),
+        ("Inputs", "string"),
+        ("Mode", "string"),
     ):
         if name not in runs.columns:
             runs = runs.withColumn(name, F.lit(None).cast(kind))
@@ -219,17 +221,20 @@ def publish_memberships(
     key: str,
     run_id: str,
     counts: Mapping[str, int],
+    scope: DataFrame | None = None,
 ) -> Published:
     """Make the memberships of ``outputs`` exactly ``rows`` (``Segment``, key, columns).
 
     One commit: the table's creation, or a MERGE that inserts who joined, deletes who
-    left and updates changed columns, within the named partitions only. A concurrent
-    commit makes it fail without writing; it is retried, which is safe because it states
-    final memberships. Call inside ``lake.commit_metadata(run_id)``.
+    left and updates changed columns, within the named partitions only. With ``scope``
+    (a frame of keys) ``rows`` are the memberships among those customers only, and
+    members outside it stay as they are (an incremental run). A concurrent commit makes
+    it fail without writing; it is retried, which is safe because it states final
+    memberships. Call inside ``lake.commit_metadata(run_id)``.
     """
     path = memberships_path(lake)
     return retry_conflicts(
-        path, lambda: _publish_once(lake, rows, list(outputs), key, run_id, counts)
+        path, lambda: _publish_once(lake, rows, list(outputs), key, run_id, counts, scope)
     )
 
 
@@ -240,9 +245,11 @@ def _publish_once(
     key: str,
     run_id: str,
     counts: Mapping[str, int],
+    scope: DataFrame | None,
 ) -> Published:
     path = memberships_path(lake)
     if not lake.exists(path):
+        assert scope is None, "an incremental publication needs the table"
         try:
             with table_lock(path):
                 (
@@ -269,7 +276,7 @@ def _publish_once(
         # fails and is retried) or irrelevant (it did not).
         read = lake.version(path)
         with lake.session_conf(_SHUFFLE, str(_tasks(lake, counts))):
-            _merge(lake, path, rows, outputs, key, read)
+            _merge(lake, path, rows, outputs, key, read, scope)
     version = lake.version_after_write(path, run_id)
     if touched_since(lake, read, run_id, before=version) & {o.lower() for o in outputs}:
         raise Raced(f"{path}: another run changed these memberships during the commit")
@@ -297,7 +304,13 @@ def _add_columns(lake: Lake, path: str, rows: DataFrame) -> None:
 
 
 def _merge(
-    lake: Lake, path: str, rows: DataFrame, outputs: list[str], key: str, read: int | None
+    lake: Lake,
+    path: str,
+    rows: DataFrame,
+    outputs: list[str],
+    key: str,
+    read: int | None,
+    scope: DataFrame | None = None,
 ) -> None:
     """The MERGE: insert who joined, delete who left, update changed values.
 
@@ -306,40 +319,13 @@ def _merge(
     Delta cannot prune by partition and rewrote every file of the table at each commit.
     The ON condition names the partitions, so only their files are read and rewritten.
     """
-    target = DeltaTable.forPath(lake.spark, path)
-    have = {f.name: f.dataType for f in target.toDF().schema.fields}
-    values = [c for c in have if c not in (SEGMENT, key)]
-    new = rows.select(
-        SEGMENT,
-        key,
-        *[F.col(c) if c in rows.columns else F.lit(None).cast(have[c]).alias(c) for c in values],
-        F.lit(False).alias(_GONE),
-    )
     old = lake.read(path, read).filter(F.col(SEGMENT).isin(*outputs)).select(SEGMENT, key)
-    gone = old.join(rows.select(SEGMENT, key), [SEGMENT, key], "left_anti").select(
-        SEGMENT,
-        key,
-        *[F.lit(None).cast(have[c]).alias(c) for c in values],
-        F.lit(True).alias(_GONE),
-    )
-    source = new.unionByName(gone)
-    mine = _qcol("t", SEGMENT).isin(*outputs)
-    on = (_qcol("t", SEGMENT) == _qcol("s", SEGMENT)) & (_qcol("t", key) == _qcol("s", key)) & mine
-    builder = target.alias("t").merge(source.alias("s"), on)
-    builder = builder.whenMatchedDelete(condition=_qcol("s", _GONE))
-    if values:
-        changed = functools.reduce(
-            lambda a, b: a | b, [~_qcol("t", c).eqNullSafe(_qcol("s", c)) for c in values]
-        )
-        builder = builder.whenMatchedUpdate(
-            condition=~_qcol("s", _GONE) & changed,
-            set={_quote(c): _qcol("s", c) for c in values},
-        )
-    builder = builder.whenNotMatchedInsert(
-        condition=~_qcol("s", _GONE),
-        values={_quote(c): _qcol("s", c) for c in (SEGMENT, key, *values)},
-    )
-    builder.execute()
+    if scope is not None:
+        old = old.join(scope, key, "left_semi")
+    gone = old.join(rows.select(SEGMENT, key), [SEGMENT, key], "left_anti")
+    target = DeltaTable.forPath(lake.spark, path)
+    within = F.col(f"t.{quote(SEGMENT)}").isin(*outputs)
+    merge_rows(target, rows, gone, [SEGMENT, key], within)
 
 
 def _changes(lake: Lake, path: str, version: int, outputs: list[str]) -> dict[str, tuple[int, int]]:
@@ -464,11 +450,3 @@ def migrate(lake: Lake, key: str) -> list[SegmentRun]:
         "migrated %d segment tables into %s, version %d", len(moved), MEMBERSHIPS, done.version
     )
     return moved
-
-
-def _quote(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _qcol(alias: str, name: str) -> Column:
-    return F.col(f"{alias}.{_quote(name)}")

@@ -19,6 +19,7 @@ deletes the rows a newer sketch of the same segment replaced.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from delta.tables import DeltaTable
@@ -29,7 +30,7 @@ from pyspark.sql import types as T
 from cohortlake.catalog import Catalog
 from cohortlake.commits import CONFLICTS, table_lock
 from cohortlake.lake import Lake, SegmentRun
-from cohortlake.memberships import read_membership
+from cohortlake.memberships import SEGMENT, read_keys, read_membership
 from cohortlake.sources import read_profile
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "record_published_sketch",
     "record_sketches",
     "sketch_agg",
+    "sketch_memberships",
     "sketched",
     "sketches_path",
 ]
@@ -107,6 +109,23 @@ def record_published_sketch(lake: Lake, run: SegmentRun, key: str) -> None:
     assert found is not None, "a global aggregation has one row"
     row = SketchRow(run.segment, run.run_id, run.table_version, run.members, bytes(found[0]))
     record_sketches(lake, [row])
+
+
+def sketch_memberships(
+    lake: Lake, wanted: dict[str, int], key: str, runs: Mapping[str, Mapping[str, object]]
+) -> dict[str, bytes]:
+    """Sketches of several memberships at the given versions, by lower-cased output: one
+    aggregation of their partitions of ``memberships`` (an incremental run's, after its
+    commit), the empty sketch for an empty membership."""
+    keys = read_keys(lake, dict(wanted), key, runs)
+    found = {
+        str(r[0]): bytes(r[1]) for r in keys.groupBy(SEGMENT).agg(sketch_agg(F.col(key))).collect()
+    }
+    if len(found) < len(wanted):
+        empty = keys.filter(F.lit(False)).agg(sketch_agg(F.col(key))).first()
+        assert empty is not None, "a global aggregation has one row"
+        found.update({o.lower(): bytes(empty[0]) for o in wanted if o.lower() not in found})
+    return found
 
 
 def profile_sketch(lake: Lake, catalog: Catalog, run_id: str, version: int) -> SketchRow:

@@ -119,6 +119,31 @@ class TableRef:
             return DeltaTable.forName(spark, self.location)
         return DeltaTable.forPath(spark, self.location)
 
+    def read_changes(self, spark: SparkSession, start: int, end: int) -> DataFrame:
+        """The change data feed of versions ``start`` to ``end`` (both included): the
+        changed rows with ``_change_type``, ``_commit_version``, ``_commit_timestamp``."""
+        reader = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", start)
+            .option("endingVersion", end)
+        )
+        return reader.table(self.location) if self.by_name else reader.load(self.location)
+
+    def operations(self, spark: SparkSession, after: int, upto: int) -> list[tuple[int, str, str]]:
+        """``(version, operation, write mode)`` of the commits after ``after`` up to
+        ``upto``, from the table's history (bounded by those commits)."""
+        from pyspark.sql import functions as F
+
+        rows = (
+            self._delta(spark)
+            .history()
+            .filter((F.col("version") > after) & (F.col("version") <= upto))
+            .select("version", "operation", F.col("operationParameters")["mode"].alias("mode"))
+            .collect()
+        )
+        return sorted((int(r[0]), str(r[1]), str(r[2] or "")) for r in rows)
+
     def change_feed(self, spark: SparkSession) -> bool | None:
         """Whether the table records its changes (Delta's change data feed); None if not Delta."""
         from pyspark.errors import AnalysisException

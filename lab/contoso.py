@@ -415,7 +415,9 @@ def generate_contoso(
     )
     for name, path, df in targets:
         started = time.perf_counter()
-        lake.overwrite(df, path, metadata=f"contoso seed={seed} customers={customers}")
+        lake.overwrite(
+            df, path, metadata=f"contoso seed={seed} customers={customers}", change_feed=True
+        )
         counts[name] = _rows_written(spark, path)
         log.info(
             "contoso %s: %d rows written to %s in %.1f s",

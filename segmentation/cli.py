@@ -40,12 +40,17 @@ def _run(args: argparse.Namespace) -> int:
     defs = load_definitions(ctx.conf_dir, ctx.catalog)  # all problems before Spark starts
     _check_run_inputs(ctx, defs, args.only or [], as_of)
     started = time.monotonic()
-    runs = run_segments(ctx, args.only or [], as_of, RunOptions(args.refresh_static, args.force))
+    incremental = args.incremental or ctx.config.incremental
+    options = RunOptions(args.refresh_static, args.force, incremental)
+    runs = run_segments(ctx, args.only or [], as_of, options)
     for r in runs:
         print(
             f"{r.segment:<40} {r.type:<8} {r.status:<9} {r.members:>9,} members  +{r.joined:,} / -{r.left:,}  v{r.table_version}"
         )
     statuses = Counter(r.status for r in runs)
+    modes = {r.mode for r in runs if r.mode is not None}
+    if incremental and modes:
+        print(f"mode: {', '.join(sorted(modes))}")
     print(
         f"run: {len(runs)} segments ({', '.join(f'{n} {s}' for s, n in sorted(statuses.items()))}), "
         f"{sum(r.joined for r in runs):,} joined, {sum(r.left for r in runs):,} left "
@@ -170,6 +175,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--force",
         action="store_true",
         help="evaluate even when definition and inputs are unchanged",
+    )
+    p.add_argument(
+        "--incremental",
+        action="store_true",
+        help="re-evaluate only the customers whose inputs changed since the last run "
+        "(from Delta's change data feed); a full run, saying why, when that is not provable. "
+        "Also `incremental: true` in lakehouse.yaml",
     )
     add_common(p)
     p.set_defaults(handler=_run)

@@ -41,11 +41,30 @@ from segmentation.model import (
     canonical,
 )
 
-__all__ = ["CustomerFrame", "compile_entity_condition", "leaf_test", "window_start"]
+__all__ = [
+    "CustomerFrame",
+    "compile_entity_condition",
+    "leaf_test",
+    "related_rows",
+    "window_start",
+]
 
 log = logging.getLogger(__name__)
 
 _COLUMNS_PER_JOIN = 100
+
+
+def related_rows(leaf: RelatedLeaf, as_of: dt.datetime) -> Column:
+    """Whether an activity row counts for a related leaf: its ``where`` and its window
+    ending at ``as_of`` (never null)."""
+    rows = F.lit(True)
+    if leaf.where is not None:
+        rows = compile_entity_condition(leaf.where, as_of)
+    if leaf.within is not None:
+        start = window_start(as_of, leaf.within)
+        t = F.col(leaf.event_time).cast("timestamp")
+        rows = rows & F.coalesce((t >= F.lit(start)) & (t <= F.lit(as_of)), F.lit(False))
+    return rows
 
 
 @dataclass
@@ -131,13 +150,7 @@ class CustomerFrame:
         if signature in aggs:
             return aggs[signature].alias
         alias = f"__rel_{leaf.entity}_{len(aggs)}"
-        rows = F.lit(True)
-        if leaf.where is not None:
-            rows = compile_entity_condition(leaf.where, self.as_of)
-        if leaf.within is not None:
-            start = window_start(self.as_of, leaf.within)
-            t = F.col(leaf.event_time).cast("timestamp")
-            rows = rows & F.coalesce((t >= F.lit(start)) & (t <= F.lit(self.as_of)), F.lit(False))
+        rows = related_rows(leaf, self.as_of)
         agg, attr = leaf.having.agg, leaf.having.attribute
         value = F.col(attr) if attr else F.lit(1)
         picked = F.when(rows, value)
@@ -154,6 +167,7 @@ class CustomerFrame:
         versions: Mapping[str, int | None] | None = None,
         runs: Mapping[str, Mapping[str, object]] | None = None,
         own: Sequence[Mapping[str, Column]] = (),
+        customers: DataFrame | None = None,
     ) -> DataFrame:
         """Profile ⟕ measures ⟕ related aggregates ⟕ segment flags, one row per customer.
 
@@ -165,10 +179,16 @@ class CustomerFrame:
         ones) is not read: its flag is its condition, computed on this frame. Each join adds
         at most ``_COLUMNS_PER_JOIN`` columns: every sort, aggregate and join of a stage
         takes memory of its own, so a plan's width is bounded, not its count of leaves.
+        With ``customers`` (a frame of keys) only those customers' rows are read and joined:
+        an incremental run's frame.
         """
         pinned = versions or {}
         key = self.key
-        frame = read_profile(lake, self.catalog, pinned.get("profile")).select(
+
+        def only(frame: DataFrame) -> DataFrame:
+            return frame if customers is None else frame.join(customers, key, "left_semi")
+
+        frame = only(read_profile(lake, self.catalog, pinned.get("profile"))).select(
             key, *sorted(self.profile_columns)
         )
         if self.measure_columns:
@@ -176,12 +196,14 @@ class CustomerFrame:
                 raise RunFailure(
                     f"measures table missing: {lake.measures_path()} (run `cohortlake measures`)"
                 )
-            measures = lake.read(lake.measures_path(), pinned.get("measures")).select(
+            measures = only(lake.read(lake.measures_path(), pinned.get("measures"))).select(
                 key, *sorted(self.measure_columns)
             )
             frame = frame.join(measures, key, "left")
         for entity, by_signature in sorted(self._aggregates.items()):
-            activity = read_activity(lake, self.catalog, entity, pinned.get(f"activity/{entity}"))
+            activity = only(
+                read_activity(lake, self.catalog, entity, pinned.get(f"activity/{entity}"))
+            )
             aggs = list(by_signature.values())
             for start in range(0, len(aggs), _COLUMNS_PER_JOIN):
                 group = aggs[start : start + _COLUMNS_PER_JOIN]
@@ -201,7 +223,7 @@ class CustomerFrame:
             computed = {o for depth in own for o in depth}
             read = [(o, a) for o, a in outputs if o not in computed]
             if read:
-                keys = read_keys(lake, {o: pins.get(o) for o, _ in read}, key, runs)
+                keys = only(read_keys(lake, {o: pins.get(o) for o, _ in read}, key, runs))
             for start in range(0, len(read), _COLUMNS_PER_JOIN):
                 named = read[start : start + _COLUMNS_PER_JOIN]
                 flags = (

@@ -12,30 +12,25 @@ in one MERGE commit into ``memberships`` (Change Data Feed on); then the run's
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Row
 from pyspark.sql import functions as F
 
 from cohortlake.context import Context
-from cohortlake.errors import InputError, Problem
-from cohortlake.lake import Lake, SegmentRun, new_run_id
+from cohortlake.lake import SegmentRun, new_run_id
 from cohortlake.memberships import (
     MEMBERSHIPS,
     SEGMENT,
     latest_runs,
-    locate,
     memberships_path,
     migrate,
     publish_memberships,
-    touched_since,
 )
 from cohortlake.sketches import (
     PROFILE,
@@ -43,9 +38,9 @@ from cohortlake.sketches import (
     profile_sketch,
     record_sketches,
     sketch_agg,
+    sketch_memberships,
     sketched,
 )
-from cohortlake.sources import activity_ref, profile_ref, ref_version
 from segmentation.compile import CustomerFrame
 from segmentation.evaluate import (
     SEGMENTS_PER_PASS,
@@ -56,8 +51,17 @@ from segmentation.evaluate import (
     reads_of,
     row_hash,
 )
-from segmentation.model import (
-    SegmentDefinition,
+from segmentation.incremental import scoped_memberships
+from segmentation.model import SegmentDefinition
+from segmentation.run_state import (
+    Evaluated,
+    Guard,
+    RunOptions,
+    RunState,
+    recorded_columns,
+    run_row,
+    select_definitions,
+    unchanged_row,
 )
 from segmentation.validate import load_definitions
 
@@ -65,109 +69,7 @@ __all__ = ["RunOptions", "run_segments", "select_definitions"]
 
 log = logging.getLogger(__name__)
 
-_History = dict[str, dict[str, object]]
 _SORT_FALLBACK = "spark.sql.objectHashAggregate.sortBased.fallbackThreshold"
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """How a run treats static and unchanged segments."""
-
-    refresh_static: bool = False
-    force: bool = False
-
-
-def select_definitions(
-    defs: Sequence[SegmentDefinition], only: Sequence[str] | None
-) -> list[SegmentDefinition]:
-    """The chosen definitions (all when ``only`` is empty), in dependency order."""
-    if not only:
-        return list(defs)
-    by_name = {d.output.lower(): d for d in defs}
-    problems = []
-    for i, name in enumerate(only):
-        if name.lower() not in by_name:
-            problems.append(Problem("--only", f"[{i}]", f"unknown segment {name!r}"))
-    if problems:
-        raise InputError(problems)
-    wanted = {n.lower() for n in only}
-    return [d for d in defs if d.output.lower() in wanted]
-
-
-@dataclass
-class _Guard:
-    """What tells a kept membership from one another run changed: commits to
-    ``memberships`` after ``since`` that this run did not make (none, normally)."""
-
-    since: int | None
-    run_id: str
-
-    def touched(self, lake: Lake) -> set[str]:
-        return touched_since(lake, self.since, self.run_id)
-
-
-@dataclass
-class _Evaluated:
-    """A segment this run evaluated; it is published (or kept) at the end of the run."""
-
-    d: SegmentDefinition
-    members: int = 0
-    fingerprint: str = ""
-    sketch: bytes = b""
-
-
-@dataclass
-class _Run:
-    """One run's state: what it looked up, settled and evaluated."""
-
-    ctx: Context
-    as_of: dt.datetime
-    run_id: str
-    options: RunOptions
-    history: _History
-    guard: _Guard
-    drawn: dict[str, int]
-    settled: dict[str, SegmentRun] = field(default_factory=dict)  # kept and skipped
-    evaluated: dict[str, _Evaluated] = field(default_factory=dict)
-    tables: dict[str, int | None] = field(default_factory=dict)
-
-    def version(self, table: str) -> int | None:
-        """A table's version, looked up once per run (so every read of it is pinned)."""
-        if table not in self.tables:
-            lake, cat = self.ctx.lake, self.ctx.catalog
-            if table == "profile":
-                self.tables[table] = ref_version(lake, profile_ref(lake, cat))
-            elif table == "measures":
-                self.tables[table] = lake.version(lake.measures_path())
-            else:
-                entity = table.removeprefix("activity/")
-                self.tables[table] = ref_version(lake, activity_ref(lake, cat, entity))
-        return self.tables[table]
-
-    def segment_state(self, output: str) -> object:
-        """What a segment leaf reads, for an inputs hash: the membership's fingerprint
-        (this run's, else the last recorded one), else its table's version."""
-        name = output.lower()
-        if name in self.evaluated:
-            return self.evaluated[name].fingerprint
-        last = self.history.get(name)
-        if last is not None and last.get("Fingerprint") is not None:
-            return last["Fingerprint"]
-        found = locate(self.ctx.lake, output, self.history)
-        if found is None:
-            return None
-        return found.version if found.shared else self.ctx.lake.version(found.path)
-
-    def inputs_hash(self, d: SegmentDefinition, reads: Reads) -> str:
-        versions: dict[str, object] = {"profile": self.version("profile")}
-        if reads.measures:
-            versions["measures"] = self.version("measures")
-        for entity in sorted(reads.entities):
-            versions[f"activity/{entity}"] = self.version(f"activity/{entity}")
-        for output in reads.segments:
-            versions[f"segment/{output}"] = self.segment_state(output)
-        payload = {"versions": versions, "as_of": self.as_of.isoformat() if d.relative else None}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def run_segments(
@@ -190,7 +92,7 @@ def run_segments(
         len(defs),
         as_of.isoformat(),
     )
-    start = lake.version(memberships_path(lake))  # before the history: see _Guard
+    start = lake.version(memberships_path(lake))  # before the history: see Guard
     history = latest_runs(lake)
     if any(r.get("Table") is None for r in history.values()) and migrate(lake, ctx.catalog.key):
         start = lake.version(memberships_path(lake))
@@ -200,15 +102,24 @@ def run_segments(
         default=-1,
     )
     # Commits after the last recorded one were made by a crashed or a concurrent run.
-    guard = _Guard(None if start is None else min(start, recorded), run_id)
-    state = _Run(ctx, as_of, run_id, options, history, guard, sketched(lake))
+    guard = Guard(None if start is None else min(start, recorded), run_id)
+    state = RunState(ctx, as_of, run_id, options, history, guard, sketched(lake))
     reads = {d.output.lower(): reads_of(d, ctx.catalog) for d in chosen}
     evaluate = _settle(state, chosen, reads)
     sketches: list[SketchRow] = []
     done: dict[str, SegmentRun] = {}
+    if evaluate and options.incremental and not options.force:
+        state.narrow(evaluate, reads)
+    elif evaluate and options.incremental:
+        state.mode = "full: --force"
     if evaluate:
         started = time.perf_counter()
-        rows = _evaluate(state, evaluate)
+        try:
+            rows = _evaluate(state, evaluate)
+        except BaseException:
+            if state.scope is not None:
+                state.scope.release()
+            raise
         try:
             log.info(
                 "%d segments evaluated in one pass in %.1fs",
@@ -218,19 +129,21 @@ def run_segments(
             done = _publish(state, evaluate, reads, rows, sketches)
         finally:
             rows.unpersist()
+            if state.scope is not None:
+                state.scope.release()
         profile = state.version("profile")
         if profile is not None and state.drawn.get(PROFILE) != profile:
             sketches.append(profile_sketch(lake, ctx.catalog, run_id, profile))
     results = [done.get(d.output.lower()) or state.settled[d.output.lower()] for d in chosen]
     # The run's rows and sketches, one commit each, after every membership they name: a
-    # crash before them leaves a commit no row names, which the next run's _Guard finds.
+    # crash before them leaves a commit no row names, which the next run's Guard finds.
     lake.record_runs(results)
     record_sketches(lake, sketches)
     return results
 
 
 def _settle(
-    state: _Run, chosen: list[SegmentDefinition], reads: dict[str, Reads]
+    state: RunState, chosen: list[SegmentDefinition], reads: dict[str, Reads]
 ) -> list[SegmentDefinition]:
     """Keep static segments, skip unchanged ones; return the ones to evaluate, in order.
 
@@ -247,7 +160,7 @@ def _settle(
         current = last is not None and last.get("Table") == MEMBERSHIPS
         if d.type == "static" and current and not state.options.refresh_static:
             assert last is not None
-            state.settled[name] = _unchanged(d, state.run_id, as_of, now, last, "kept")
+            state.settled[name] = unchanged_row(d, state.run_id, as_of, now, last, "kept")
             log.info(
                 "segment %s: static, kept %s members (use --refresh-static to re-evaluate)",
                 d.output,
@@ -264,38 +177,15 @@ def _settle(
             and last["DefinitionHash"] == d.definition_hash
             and last["InputsHash"] == state.inputs_hash(d, reads[name])
         ):
-            state.settled[name] = _unchanged(d, state.run_id, as_of, now, last, "skipped")
+            state.settled[name] = unchanged_row(d, state.run_id, as_of, now, last, "skipped")
             log.info("segment %s: definition and inputs unchanged, skipped", d.output)
             continue
         evaluate.append(d)
-        state.evaluated[name] = _Evaluated(d)
+        state.evaluated[name] = Evaluated(d)
     return evaluate
 
 
-def _unchanged(
-    d: SegmentDefinition,
-    run_id: str,
-    as_of: dt.datetime,
-    now: dt.datetime,
-    last: dict[str, object],
-    status: str,
-) -> SegmentRun:
-    """A kept (static) or skipped segment's row: its last run's members, hashes, version."""
-    inputs = str(last["InputsHash"]) if last["InputsHash"] is not None else None
-    fingerprint = str(last["Fingerprint"]) if last.get("Fingerprint") is not None else None
-    members = int(last["Members"])  # type: ignore[call-overload]
-    version = int(last["TableVersion"])  # type: ignore[call-overload]
-    return _run_row(
-        d, run_id, as_of, inputs, fingerprint, now, members, 0, 0, version, _columns(last), status
-    )
-
-
-def _columns(last: dict[str, object]) -> tuple[str, ...]:
-    columns = last.get("Columns")
-    return tuple(str(c) for c in columns) if isinstance(columns, list | tuple) else ()
-
-
-def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
+def _evaluate(state: RunState, defs: list[SegmentDefinition]) -> DataFrame:
     """Evaluate every chosen segment into cached membership rows, and fill in each one's
     count, fingerprint and sketch.
 
@@ -324,7 +214,9 @@ def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
         for o in frame.segment_outputs
         if o.lower() in state.settled
     }
-    base = frame.build(lake, pins, versions, state.history, named_groups(defs, frame, conditions))
+    scope = state.scope.customers if state.scope is not None else None
+    own = named_groups(defs, frame, conditions)
+    base = frame.build(lake, pins, versions, state.history, own, customers=scope)
     several = len(defs) > SEGMENTS_PER_PASS
     if several:  # each pass reads it
         base = base.persist(StorageLevel.MEMORY_AND_DISK)
@@ -333,7 +225,8 @@ def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
         stats = rows.groupBy(SEGMENT).agg(
             F.count(F.lit(1)).alias("n"),
             F.bit_xor(row_hash(defs, key)).alias("h"),
-            sketch_agg(F.col(key)).alias("s"),
+            # an incremental run's rows are a few customers': its sketches come after
+            *([] if scope is not None else [sketch_agg(F.col(key)).alias("s")]),
         )
         # A sketch's state is bounded (lgK 12), so one per segment fits in a task's hash
         # map; past 128 groups Spark would sort every input row instead, which ran out
@@ -341,6 +234,11 @@ def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
         with lake.session_conf(_SORT_FALLBACK, str(max(128, 2 * len(defs)))):
             found = {str(r[SEGMENT]): r for r in stats.collect()}
         empty = None
+        if scope is not None:
+            assert state.scope is not None
+            old = scoped_memberships(lake, key, defs, state.history, state.scope)
+            _fold_in(state, defs, found, old)
+            return rows
         if any(d.output not in found for d in defs):
             first = rows.filter(F.lit(False)).agg(sketch_agg(F.col(key))).first()
             assert first is not None, "a global aggregation has one row"
@@ -354,7 +252,7 @@ def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
     for d in defs:
         hit = found.get(d.output)
         e = state.evaluated[d.output.lower()]
-        e.members = int(hit["n"]) if hit is not None else 0
+        e.members = e.rows = int(hit["n"]) if hit is not None else 0
         e.fingerprint = fingerprint(e.members, hit["h"] if hit is not None else None)
         sketch = bytes(hit["s"]) if hit is not None else empty
         assert sketch is not None
@@ -362,8 +260,27 @@ def _evaluate(state: _Run, defs: list[SegmentDefinition]) -> DataFrame:
     return rows
 
 
+def _fold_in(
+    state: RunState,
+    defs: list[SegmentDefinition],
+    new: dict[str, Row],
+    old: dict[str, tuple[int, int]],
+) -> None:
+    """An incremental run's counts and fingerprints: the last ones, minus the scope's old
+    rows, plus its new ones (a fingerprint's hash is an XOR, so rows come out as they went in)."""
+    for d in defs:
+        e, last = state.evaluated[d.output.lower()], state.history[d.output.lower()]
+        hit = new.get(d.output)
+        e.rows = int(hit["n"]) if hit is not None else 0
+        gone, gone_hash = old.get(d.output, (0, 0))
+        members, last_hash = str(last["Fingerprint"]).split(":")
+        e.members = int(members) - gone + e.rows
+        h = int(last_hash, 16) ^ gone_hash ^ (int(hit["h"]) if hit is not None else 0)
+        e.fingerprint = fingerprint(e.members, h)
+
+
 def _publish(
-    state: _Run,
+    state: RunState,
     defs: list[SegmentDefinition],
     reads: dict[str, Reads],
     rows: DataFrame,
@@ -378,10 +295,10 @@ def _publish(
     """
     lake, key, run_id, as_of = state.ctx.lake, state.ctx.catalog.key, state.run_id, state.as_of
     inputs = {d.output: state.inputs_hash(d, reads[d.output.lower()]) for d in defs}
-    touched = state.guard.touched(lake)  # after evaluating: see _Guard
+    touched = state.guard.touched(lake)  # after evaluating: see Guard
     now = dt.datetime.now(dt.UTC)
     done: dict[str, SegmentRun] = {}
-    changed: list[_Evaluated] = []
+    changed: list[Evaluated] = []
     for d in defs:
         e, last = state.evaluated[d.output.lower()], state.history.get(d.output.lower())
         if (
@@ -389,7 +306,7 @@ def _publish(
             and last.get("Table") == MEMBERSHIPS
             and last.get("Fingerprint") == e.fingerprint
             and d.output.lower() not in touched
-            and _columns(last) == tuple(d.project)
+            and recorded_columns(last) == tuple(d.project)
         ):
             version = int(last["TableVersion"])  # type: ignore[call-overload]
             log.info(
@@ -398,7 +315,7 @@ def _publish(
                 e.members,
                 version,
             )
-            done[d.output.lower()] = _run_row(
+            done[d.output.lower()] = run_row(
                 d, run_id, as_of, inputs[d.output], e.fingerprint, now, e.members, 0, 0, version,
                 tuple(d.project),
             )  # fmt: skip
@@ -409,10 +326,11 @@ def _publish(
         outputs = [e.d.output for e in changed]
         if len(changed) < len(defs):
             rows = rows.filter(F.col(SEGMENT).isin(*outputs))
-        counts = {e.d.output: e.members for e in changed}
+        counts = {e.d.output: e.rows for e in changed}
+        scope = state.scope.customers if state.scope is not None else None
         with lake.commit_metadata(run_id):
             published = publish_memberships(
-                lake, rows, outputs, key=key, run_id=run_id, counts=counts
+                lake, rows, outputs, key=key, run_id=run_id, counts=counts, scope=scope
             )
         now = dt.datetime.now(dt.UTC)
         for e in changed:
@@ -425,7 +343,7 @@ def _publish(
                 left,
                 published.version,
             )
-            done[e.d.output.lower()] = _run_row(
+            done[e.d.output.lower()] = run_row(
                 e.d, run_id, as_of, inputs[e.d.output], e.fingerprint, now, e.members, joined,
                 left, published.version, tuple(e.d.project),
             )  # fmt: skip
@@ -435,43 +353,23 @@ def _publish(
             published.version,
             time.perf_counter() - started,
         )
-    for d in defs:
+    undrawn = [
+        d for d in defs if state.drawn.get(d.output.lower()) != done[d.output.lower()].table_version
+    ]
+    if state.scope is not None and undrawn:
+        drawn = sketch_memberships(
+            lake,
+            {d.output: done[d.output.lower()].table_version for d in undrawn},
+            key,
+            state.history,
+        )
+        for d in undrawn:
+            state.evaluated[d.output.lower()].sketch = drawn[d.output.lower()]
+    for d in defs:  # every membership it names is published now
+        row = done[d.output.lower()]
+        recorded = state.inputs(d, reads[d.output.lower()], done)
+        done[d.output.lower()] = dataclasses.replace(row, inputs=recorded, mode=state.mode)
+    for d in undrawn:
         e, row = state.evaluated[d.output.lower()], done[d.output.lower()]
-        if state.drawn.get(d.output.lower()) != row.table_version:
-            sketches.append(SketchRow(d.output, run_id, row.table_version, e.members, e.sketch))
+        sketches.append(SketchRow(d.output, run_id, row.table_version, e.members, e.sketch))
     return done
-
-
-def _run_row(
-    d: SegmentDefinition,
-    run_id: str,
-    as_of: dt.datetime,
-    inputs_hash: str | None,
-    fingerprint: str | None,
-    evaluated_at: dt.datetime,
-    members: int,
-    joined: int,
-    left: int,
-    version: int,
-    columns: tuple[str, ...],
-    status: str = "succeeded",
-) -> SegmentRun:
-    """One ``segment_runs`` row for definition ``d`` in this run."""
-    return SegmentRun(
-        segment=d.output,
-        name=d.name,
-        type=d.type,
-        run_id=run_id,
-        as_of=as_of,
-        evaluated_at=evaluated_at,
-        members=members,
-        joined=joined,
-        left=left,
-        definition_hash=d.definition_hash,
-        table_version=version,
-        inputs_hash=inputs_hash,
-        status=status,
-        fingerprint=fingerprint,
-        table=MEMBERSHIPS,
-        columns=columns,
-    )

@@ -212,7 +212,9 @@ def run_kill_series(series: KillSeries, seed: int = SEED) -> KillSeries:
                 marker = markers[n] if n < len(markers) else rng.choice(markers)
                 delay = rng.uniform(0, series.full if marker is None else spans[marker])
             assert spare is not None
-            run = go(spare, as_of)
+            # Every other run is incremental: one killed mid-way must leave what a full run
+            # repairs (its commit names no segment_runs row, so the next run is a full one).
+            run = go(spare, as_of, ["--incremental"] if series.attempts % 2 else [])
             spare = start_spare(conf, root, logs / f"run-{series.attempts + 1}.log")
             try:
                 if marker is not None:

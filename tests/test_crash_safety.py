@@ -7,7 +7,7 @@ is told to go), the run's start line (reads, evaluation, the ``memberships`` com
 a published segment's line, logged right after that commit (the ``segment_runs`` and
 sketch appends). Each run's as-of differs from what most memberships hold, so every run
 changes memberships (all in one ``memberships`` table, a run's changed segments in one
-commit). After each kill the lakehouse is read with delta-rs and the ``_delta_log``
+commit); every other run is incremental (``--incremental``), so kills land in those too. After each kill the lakehouse is read with delta-rs and the ``_delta_log``
 JSON and checked against memberships computed with pandas. A kill can leave a commit
 that no ``segment_runs`` row names, which the next run must repair: at the end one run
 without a kill must complete with the right members (read back with Spark) and rows

@@ -132,8 +132,8 @@ def uses_as_of(node: Node | None) -> bool:
             return uses_as_of(child)
         case AttributeLeaf(op=op):
             return op == "in_last"
-        case RelatedLeaf(where=where, within=within):
-            return within is not None or uses_as_of(where)
+        case RelatedLeaf(where=where, within=within, having=having):
+            return within is not None or uses_as_of(where) or having.test.op == "in_last"
     return False
 
 
