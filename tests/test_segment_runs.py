@@ -545,3 +545,27 @@ def test_preview_shows_members_and_history(lab) -> None:
     assert {r["State"] for r in p.rows} == {"California"}
     assert [h["Members"] for h in p.history] == [len(expected)]
     assert "size over runs:" in p.render()
+
+
+def test_an_in_last_test_on_an_aggregate_follows_the_as_of(lab) -> None:
+    """``having: max(date) in_last`` depends on the as-of: a later run with the same data
+    must evaluate it again, not skip it as unchanged."""
+    lake = lab.lake
+    lab.conf_path("segments", "zz_recent.yaml").write_text(yaml.safe_dump({
+        "name": "Recent buyers",
+        "where": {"related": "Purchases",
+                  "having": {"agg": "max", "attribute": "PurchaseDate", "op": "in_last",
+                             "value": {"n": 30, "unit": "days"}}},
+    }))  # fmt: skip
+    purchases = _pandas(lake, lake.activity_path("Purchases"))
+    last = purchases.groupby("CustomerId")["PurchaseDate"].max()
+    seen = []
+    for as_of in (AS_OF, AS_OF + dt.timedelta(days=45)):
+        (row,) = run_segments(lab, only=["RecentBuyers"], as_of=as_of)
+        end = pd.Timestamp(as_of).tz_localize(None)
+        want = set(last[(last >= end - pd.Timedelta(days=30)) & (last <= end)].index)
+        assert row.status == "succeeded"
+        assert _members(lake, "RecentBuyers") == want
+        assert row.members == len(want)
+        seen.append(want)
+    assert seen[0] != seen[1], "the two instants must differ for this test to mean anything"
