@@ -306,6 +306,9 @@ class LakehouseConfig(BaseModel):
     tracking_uri: str | None = None
     # Segment runs re-evaluate only the customers whose inputs changed (``run --incremental``).
     incremental: bool = False
+    # ``memberships`` is created with deletion vectors: a MERGE marks the rows it removes
+    # instead of rewriting each changed segment's files (readers must support them).
+    deletion_vectors: bool = False
 
     @field_validator("root")
     @classmethod

@@ -56,7 +56,7 @@ class Context:
     @property
     def lake(self) -> Lake:
         if self._lake is None:
-            self._lake = Lake(self.spark, self.root)
+            self._lake = Lake(self.spark, self.root, deletion_vectors=self.config.deletion_vectors)
         return self._lake
 
     def tracking_uri(self) -> str:

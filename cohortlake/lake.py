@@ -111,9 +111,11 @@ class SegmentRun:
 class Lake:
     """A lakehouse root and the Delta tables under it (see the lakehouse layout spec)."""
 
-    def __init__(self, spark: SparkSession, root: str):
+    def __init__(self, spark: SparkSession, root: str, *, deletion_vectors: bool = False):
         self.spark = spark
         self.root = root.rstrip("/") if root != "/" else root
+        # ``memberships`` is created with deletion vectors (lakehouse.yaml).
+        self.deletion_vectors = deletion_vectors
 
     # -- paths -------------------------------------------------------------------------
     def path(self, *parts: str) -> str:

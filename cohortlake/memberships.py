@@ -53,6 +53,7 @@ SEGMENT = "Segment"
 CURRENT = ("succeeded", "kept", "skipped", "migrated")
 _SHUFFLE = "spark.sql.shuffle.partitions"
 _ROWS_PER_TASK = 2_000_000
+_WARNED: set[str] = set()  # tables whose missing deletion vectors were logged
 
 
 def memberships_path(lake: Lake) -> str:
@@ -260,6 +261,7 @@ def _publish_once(
                     .mode("errorifexists")
                     .partitionBy(SEGMENT)
                     .option("delta.enableChangeDataFeed", "true")
+                    .option("delta.enableDeletionVectors", str(lake.deletion_vectors).lower())
                     .option("userMetadata", run_id)
                     .save(path)
                 )
@@ -270,6 +272,8 @@ def _publish_once(
         version = lake.version_after_write(path, run_id)
         return Published(version, {o: (int(counts[o]), 0) for o in outputs})
     _add_columns(lake, path, rows)
+    if lake.deletion_vectors:
+        _warn_without_deletion_vectors(lake, path)
     with table_lock(path):
         # Who left is read at the version the MERGE starts from; a commit another run
         # makes in between is either a conflict (it touched these partitions: the MERGE
@@ -289,6 +293,23 @@ def _tasks(lake: Lake, counts: Mapping[str, int]) -> int:
     out of a 4 GB heap in the partitioned write's sort, at 1M customers)."""
     rows = sum(counts.values())
     return max(int(lake.spark.conf.get(_SHUFFLE) or 1), -(-rows // _ROWS_PER_TASK))
+
+
+def _warn_without_deletion_vectors(lake: Lake, path: str) -> None:
+    """Say once per process that an existing table ignores ``deletion_vectors``: only
+    a new table gets them (Delta sets a table property only by SQL DDL)."""
+    if path in _WARNED:
+        return
+    _WARNED.add(path)
+    properties = DeltaTable.forPath(lake.spark, path).detail().first()["properties"] or {}  # type: ignore[index]
+    if str(properties.get("delta.enableDeletionVectors", "false")).lower() != "true":
+        log.warning(
+            "%s was created without deletion vectors, so deletion_vectors: true does not apply"
+            " to it; to turn them on, run in Spark SQL: ALTER TABLE delta.`%s` SET TBLPROPERTIES"
+            " ('delta.enableDeletionVectors' = true)",
+            path,
+            path,
+        )
 
 
 def _add_columns(lake: Lake, path: str, rows: DataFrame) -> None:

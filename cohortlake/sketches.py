@@ -30,8 +30,9 @@ from pyspark.sql import types as T
 from cohortlake.catalog import Catalog
 from cohortlake.commits import CONFLICTS, table_lock
 from cohortlake.lake import Lake, SegmentRun
-from cohortlake.memberships import SEGMENT, read_keys, read_membership
+from cohortlake.memberships import SEGMENT, memberships_path, read_keys, read_membership
 from cohortlake.sources import read_profile
+from cohortlake.tables import TableRef
 
 __all__ = [
     "LG_K",
@@ -47,6 +48,7 @@ __all__ = [
     "sketch_agg",
     "sketch_memberships",
     "sketched",
+    "sketches_after",
     "sketches_path",
 ]
 
@@ -126,6 +128,44 @@ def sketch_memberships(
         assert empty is not None, "a global aggregation has one row"
         found.update({o.lower(): bytes(empty[0]) for o in wanted if o.lower() not in found})
     return found
+
+
+def sketches_after(
+    lake: Lake, version: int, old: Mapping[str, bytes], key: str
+) -> dict[str, bytes]:
+    """The sketches of memberships a commit at ``version`` of ``memberships`` changed:
+    each ``old`` sketch (of the version before, by output) minus who left plus who
+    joined, by theta set operations on that commit's change feed, so no membership is
+    scanned (an incremental run's few changed rows).
+
+    A-not-B keeps the old sketch's retained hashes that did not leave, below its theta:
+    a sketch of the remaining members; the union adds the newcomers' hashes below the
+    resulting theta. Its estimates are as unbiased as a fresh sketch's; it may hold fewer
+    than K hashes after members left, as a fresh sketch of a smaller set would.
+    """
+    if not old:
+        return {}
+    feed = TableRef(memberships_path(lake)).read_changes(lake.spark, version, version)
+    kind = F.col("_change_type")
+    changes = (
+        feed.filter(F.col(SEGMENT).isin(*old))
+        .groupBy(SEGMENT)
+        .agg(
+            sketch_agg(F.when(kind == "insert", F.col(key))).alias("joined"),
+            sketch_agg(F.when(kind == "delete", F.col(key))).alias("left"),
+        )
+    )
+    before = lake.spark.createDataFrame(
+        [(o, bytes(b)) for o, b in old.items()], f"{SEGMENT} string, old binary"
+    )
+    kept = F.when(F.col("left").isNull(), F.col("old")).otherwise(
+        F.theta_difference(F.col("old"), F.col("left"))
+    )
+    new = F.when(F.col("joined").isNull(), kept).otherwise(
+        F.theta_union(kept, F.col("joined"), LG_K)
+    )
+    rows = before.join(changes, SEGMENT, "left").select(SEGMENT, new.alias("s")).collect()
+    return {str(r[0]): bytes(r[1]) for r in rows}
 
 
 def profile_sketch(lake: Lake, catalog: Catalog, run_id: str, version: int) -> SketchRow:

@@ -42,6 +42,7 @@ from cohortlake.changes import (
 )
 from cohortlake.lake import Lake
 from cohortlake.memberships import MEMBERSHIPS, SEGMENT, memberships_path
+from cohortlake.sketches import latest_sketches, sketch_memberships, sketches_after
 from cohortlake.sources import read_profile
 from cohortlake.tables import TableRef
 from segmentation.compile import leaf_test, related_rows
@@ -61,6 +62,7 @@ __all__ = [
     "Scope",
     "changed_customers",
     "inputs_record",
+    "scope_sketches",
     "scoped_memberships",
 ]
 
@@ -257,3 +259,30 @@ def _crossers(
 
 def _relative(node: Node | None) -> bool:
     return any(isinstance(x, AttributeLeaf) and x.op == "in_last" for x in _leaves(node))
+
+
+def scope_sketches(
+    lake: Lake,
+    key: str,
+    wanted: Mapping[str, int],
+    history: Mapping[str, Mapping[str, object]],
+) -> dict[str, bytes]:
+    """Sketches of an incremental run's memberships at their versions, by lower-cased
+    output: a changed one's last sketch updated from its commit's change feed (see
+    ``sketches_after``); drawn from the table when that sketch is missing."""
+    latest = latest_sketches(lake, list(wanted))
+    by_commit: dict[int, dict[str, bytes]] = {}
+    redraw: dict[str, int] = {}
+    for output, version in wanted.items():
+        before = int(history[output.lower()]["TableVersion"])  # type: ignore[call-overload]
+        old = latest.get(output.lower())
+        if version != before and old is not None and old.table_version == before:
+            by_commit.setdefault(version, {})[output] = old.sketch
+        else:
+            redraw[output] = version
+    found: dict[str, bytes] = {}
+    for version, olds in sorted(by_commit.items()):
+        found.update({o.lower(): b for o, b in sketches_after(lake, version, olds, key).items()})
+    if redraw:
+        found.update(sketch_memberships(lake, redraw, key, history))
+    return found

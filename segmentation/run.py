@@ -38,7 +38,6 @@ from cohortlake.sketches import (
     profile_sketch,
     record_sketches,
     sketch_agg,
-    sketch_memberships,
     sketched,
 )
 from segmentation.compile import CustomerFrame
@@ -51,7 +50,7 @@ from segmentation.evaluate import (
     reads_of,
     row_hash,
 )
-from segmentation.incremental import scoped_memberships
+from segmentation.incremental import scope_sketches, scoped_memberships
 from segmentation.model import SegmentDefinition
 from segmentation.run_state import (
     Evaluated,
@@ -357,10 +356,10 @@ def _publish(
         d for d in defs if state.drawn.get(d.output.lower()) != done[d.output.lower()].table_version
     ]
     if state.scope is not None and undrawn:
-        drawn = sketch_memberships(
+        drawn = scope_sketches(
             lake,
-            {d.output: done[d.output.lower()].table_version for d in undrawn},
             key,
+            {d.output: done[d.output.lower()].table_version for d in undrawn},
             state.history,
         )
         for d in undrawn:
