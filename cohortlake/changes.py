@@ -121,8 +121,8 @@ def gather(parts: list[DataFrame]) -> tuple[DataFrame, int]:
     """The distinct keys of ``parts`` (at least one), persisted, and how many there are.
     A change feed whose files are gone fails only here, as ``NotIncremental``."""
     keys = functools.reduce(DataFrame.unionByName, parts).distinct()
-    keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
+    try:  # Delta reports a feed that was off when the query is planned: in persist
+        keys = keys.persist(StorageLevel.MEMORY_AND_DISK)
         return keys, keys.count()
     except (AnalysisException, Py4JJavaError) as exc:
         keys.unpersist()
@@ -130,5 +130,16 @@ def gather(parts: list[DataFrame]) -> tuple[DataFrame, int]:
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    """The first line of an error's message; of its root cause for a JVM error (a missing
+    file rather than "An error occurred while calling o586.count")."""
+    text = str(exc)
+    if isinstance(exc, Py4JJavaError):
+        cause = exc.java_exception
+        for _ in range(20):
+            deeper = cause.getCause()
+            if deeper is None:
+                break
+            cause = deeper
+        text = str(cause.toString())
+    lines = text.strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__

@@ -36,6 +36,7 @@ __all__ = [
     "named_groups",
     "reads_of",
     "row_hash",
+    "union_frames",
 ]
 
 # At 1M customers one aggregation of 150 columns took 3.9 s where one of 100 took 1.3 s
@@ -93,7 +94,7 @@ def membership_rows(
                 key, *projected, F.explode(F.filter(named, lambda s: s.isNotNull())).alias(SEGMENT)
             )
         )
-    rows = _union(parts)
+    rows = union_frames(parts)
     return rows.select(
         SEGMENT,
         key,
@@ -106,12 +107,19 @@ def membership_rows(
     )
 
 
-def _union(parts: list[DataFrame]) -> DataFrame:
-    """The union of same-shaped frames, as a balanced tree: each union checks the whole
-    plan below it, so a chain of 20 cost 4.8 s of analysis."""
+def union_frames(parts: list[DataFrame], missing: bool = False) -> DataFrame:
+    """The union of frames, as a balanced tree: each union checks the whole plan below
+    it, so a chain of 20 cost 4.8 s of analysis. Same-shaped frames by position, or with
+    ``missing`` by name, a column one frame lacks being null there."""
     while len(parts) > 1:
         parts = [
-            parts[i].union(parts[i + 1]) if i + 1 < len(parts) else parts[i]
+            (
+                parts[i].unionByName(parts[i + 1], allowMissingColumns=True)
+                if missing
+                else parts[i].union(parts[i + 1])
+            )
+            if i + 1 < len(parts)
+            else parts[i]
             for i in range(0, len(parts), 2)
         ]
     return parts[0]

@@ -46,7 +46,7 @@ from cohortlake.sketches import latest_sketches, sketch_memberships, sketches_af
 from cohortlake.sources import read_profile
 from cohortlake.tables import TableRef
 from segmentation.compile import leaf_test, related_rows
-from segmentation.evaluate import row_hash
+from segmentation.evaluate import row_hash, union_frames
 from segmentation.model import (
     All,
     AnyOf,
@@ -207,19 +207,17 @@ def scoped_memberships(
     for d in defs:
         version = int(history[d.output.lower()]["TableVersion"])  # type: ignore[call-overload]
         by_version.setdefault(version, []).append(d)
-    found: dict[str, tuple[int, int]] = {}
-    for version, group in sorted(by_version.items()):
-        rows = (
-            lake.read(memberships_path(lake), version)
-            .filter(F.col(SEGMENT).isin(*[d.output for d in group]))
-            .join(scope.customers, key, "left_semi")
-        )
-        stats = rows.groupBy(SEGMENT).agg(
-            F.count(F.lit(1)).alias("n"), F.bit_xor(row_hash(group, key)).alias("h")
-        )
-        for r in stats.collect():
-            found[str(r[SEGMENT])] = (int(r["n"]), int(r["h"]) & ((1 << 64) - 1))
-    return found
+    parts = [  # one scan per version, one job for all
+        lake.read(memberships_path(lake), version)
+        .filter(F.col(SEGMENT).isin(*[d.output for d in group]))
+        .select(SEGMENT, key, *sorted({c for d in group for c in d.project}))
+        for version, group in sorted(by_version.items())
+    ]
+    rows = union_frames(parts, missing=True).join(scope.customers, key, "left_semi")
+    stats = rows.groupBy(SEGMENT).agg(
+        F.count(F.lit(1)).alias("n"), F.bit_xor(row_hash(list(defs), key)).alias("h")
+    )
+    return {str(r[SEGMENT]): (int(r["n"]), int(r["h"]) & ((1 << 64) - 1)) for r in stats.collect()}
 
 
 def _crossers(

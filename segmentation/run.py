@@ -111,6 +111,7 @@ def run_segments(
         state.narrow(evaluate, reads)
     elif evaluate and options.incremental:
         state.mode = "full: --force"
+        log.info("incremental run not possible, full run: --force")
     if evaluate:
         started = time.perf_counter()
         try:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 from delta.tables import DeltaTable
+from deltalake import DeltaTable as RsTable
+from deltalake import QueryBuilder
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -46,11 +49,6 @@ def test_a_merge_writes_deletion_vectors_not_files(spark: SparkSession, tmp_path
     for segment, keys in after.items():
         got = lake.read(path, version).filter(F.col(SEGMENT) == segment).select("Key")
         assert sorted(r[0] for r in got.collect()) == sorted(keys)
-    from deltalake import DeltaTable as RsTable
-    from deltalake import QueryBuilder
-
-    import pyarrow as pa
-
     result = (
         QueryBuilder()
         .register("m", RsTable(path))
