@@ -53,6 +53,9 @@ SEGMENT = "Segment"
 CURRENT = ("succeeded", "kept", "skipped", "migrated")
 _SHUFFLE = "spark.sql.shuffle.partitions"
 _ROWS_PER_TASK = 2_000_000
+# An incremental MERGE's source up to this many rows is broadcast, so the segments'
+# members are scanned without a shuffle (bench_incremental at 1M: MERGE 35 s -> 28 s).
+_BROADCAST_ROWS = 5_000_000
 _WARNED: set[str] = set()  # tables whose missing deletion vectors were logged
 
 
@@ -280,7 +283,8 @@ def _publish_once(
         # fails and is retried) or irrelevant (it did not).
         read = lake.version(path)
         with lake.session_conf(_SHUFFLE, str(_tasks(lake, counts))):
-            _merge(lake, path, rows, outputs, key, read, scope)
+            small = scope is not None and sum(counts.values()) <= _BROADCAST_ROWS
+            _merge(lake, path, rows, outputs, key, read, scope, small)
     version = lake.version_after_write(path, run_id)
     if touched_since(lake, read, run_id, before=version) & {o.lower() for o in outputs}:
         raise Raced(f"{path}: another run changed these memberships during the commit")
@@ -332,6 +336,7 @@ def _merge(
     key: str,
     read: int | None,
     scope: DataFrame | None = None,
+    small: bool = False,
 ) -> None:
     """The MERGE: insert who joined, delete who left, update changed values.
 
@@ -346,7 +351,7 @@ def _merge(
     gone = old.join(rows.select(SEGMENT, key), [SEGMENT, key], "left_anti")
     target = DeltaTable.forPath(lake.spark, path)
     within = F.col(f"t.{quote(SEGMENT)}").isin(*outputs)
-    merge_rows(target, rows, gone, [SEGMENT, key], within)
+    merge_rows(target, rows, gone, [SEGMENT, key], within, broadcast=small)
 
 
 def _changes(lake: Lake, path: str, version: int, outputs: list[str]) -> dict[str, tuple[int, int]]:

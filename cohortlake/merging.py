@@ -26,11 +26,14 @@ def merge_rows(
     gone: DataFrame,
     keys: list[str],
     within: Column | None = None,
+    broadcast: bool = False,
 ) -> None:
     """Insert or update ``new`` rows, delete the rows whose ``keys`` are in ``gone``.
 
     ``within`` (over the target, aliased ``t``) bounds what the MERGE may touch, such
     as a partition filter. Columns of the target that ``new`` lacks are null.
+    ``broadcast`` sends a small source to every task, so the target is scanned without
+    a shuffle (an incremental run's few changed customers against whole segments).
     """
     have: dict[str, T.DataType] = {f.name: f.dataType for f in target.toDF().schema.fields}
     values = [c for c in have if c not in keys]
@@ -46,6 +49,8 @@ def merge_rows(
         )
 
     source = typed(new, False).unionByName(typed(gone.select(*keys), True))
+    if broadcast:
+        source = F.broadcast(source)
     on = functools.reduce(lambda a, b: a & b, [_col("t", k) == _col("s", k) for k in keys])
     if within is not None:
         on = on & within
