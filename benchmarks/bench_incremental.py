@@ -40,6 +40,7 @@ from pyspark.sql import functions as F
 
 from benchmarks._harness import row, scratch_dir
 from benchmarks.bench_segments import AS_OF, definitions_conf
+from benchmarks.bench_thousand import levelled
 from cohortlake.context import Context, load_context
 from cohortlake.lake import Lake, SegmentRun
 from cohortlake.memberships import SEGMENT, memberships_path
@@ -87,32 +88,9 @@ def _leaf(rng: random.Random) -> dict[str, Any]:
 
 
 def mixed_fifty(seed: int = 37, levels: tuple[int, ...] = LEVELS) -> list[dict[str, Any]]:
-    """Generated definitions in dependency order; level k > 0 names level k - 1."""
-    rng = random.Random(seed)
-    defs: list[dict[str, Any]] = []
-    below: list[str] = []
-    for depth, count in enumerate(levels):
-        here: list[str] = []
-        for i in range(count):
-            output = f"Inc{depth}Segment{i}"
-            if depth == 0:
-                shape = rng.randrange(3)
-                where: dict[str, Any] = (
-                    _leaf(rng)
-                    if shape == 0
-                    else {"all" if shape == 1 else "any": [_leaf(rng), _leaf(rng)]}
-                )
-            else:
-                named: dict[str, Any] = {"segment": rng.choice(below)}
-                if rng.random() < 0.3:
-                    named = {"not": named}
-                where = {"all": [named, _leaf(rng)]}
-                if rng.random() < 0.3:
-                    where = {"any": [where, {"segment": rng.choice(below)}]}
-            defs.append({"name": output, "output": output, "where": where})
-            here.append(output)
-        below = here
-    return defs
+    """The benchmark's definitions (``bench_thousand.levelled`` with this module's
+    leaves), named ``Inc<level>Segment<i>``."""
+    return levelled(_leaf, seed, levels, "Inc")
 
 
 def _private_lake(shared: Context, root: Path) -> Context:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pyspark.sql import SparkSession
@@ -29,7 +30,7 @@ from benchmarks.bench_segments import AS_OF, definitions_conf
 from cohortlake.context import Context
 from segmentation.run import run_segments
 
-__all__ = ["SPARK_CONF", "run", "thousand"]
+__all__ = ["SPARK_CONF", "levelled", "run", "thousand"]
 
 # The shipped default (conf/lakehouse.yaml), not the benchmarks' 8 GB: the goal is that
 # a thousand segments complete at it.
@@ -77,33 +78,45 @@ def _leaf(rng: random.Random) -> dict[str, Any]:
     return {"related": "Purchases", "where": channel, "within": within, "having": having}  # fmt: skip
 
 
-def thousand(seed: int = 32, levels: tuple[int, ...] = LEVELS) -> list[dict[str, Any]]:
-    """Generated definitions in dependency order; level k > 0 names level k - 1."""
+def levelled(
+    leaf: Callable[[random.Random], dict[str, Any]],
+    seed: int,
+    levels: tuple[int, ...],
+    prefix: str,
+) -> list[dict[str, Any]]:
+    """Generated definitions in dependency order, ``leaf`` drawing each condition leaf:
+    level 0 one leaf or two under all/any; level k > 0 names level k - 1 (sometimes
+    negated) beside a leaf, sometimes or-ed with another of level k - 1."""
     rng = random.Random(seed)
     defs: list[dict[str, Any]] = []
     below: list[str] = []
     for depth, count in enumerate(levels):
         here: list[str] = []
         for i in range(count):
-            output = f"L{depth}Segment{i}"
+            output = f"{prefix}{depth}Segment{i}"
             if depth == 0:
                 shape = rng.randrange(3)
                 where: dict[str, Any] = (
-                    _leaf(rng)
+                    leaf(rng)
                     if shape == 0
-                    else {"all" if shape == 1 else "any": [_leaf(rng), _leaf(rng)]}
+                    else {"all" if shape == 1 else "any": [leaf(rng), leaf(rng)]}
                 )
             else:
                 named = {"segment": rng.choice(below)}
                 if rng.random() < 0.3:
                     named = {"not": named}
-                where = {"all": [named, _leaf(rng)]}
+                where = {"all": [named, leaf(rng)]}
                 if rng.random() < 0.3:
                     where = {"any": [where, {"segment": rng.choice(below)}]}
             defs.append({"name": output, "output": output, "where": where})
             here.append(output)
         below = here
     return defs
+
+
+def thousand(seed: int = 32, levels: tuple[int, ...] = LEVELS) -> list[dict[str, Any]]:
+    """The benchmark's definitions (see ``levelled``), named ``L<level>Segment<i>``."""
+    return levelled(_leaf, seed, levels, "L")
 
 
 def _fresh(ctx: Context) -> None:
